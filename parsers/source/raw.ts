@@ -1,0 +1,83 @@
+import { open, type FileHandle } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { ImageIOError } from '../errors.js';
+import type { ByteSource } from './types.js';
+
+/**
+ * A raw image file read with positional reads. Opened O_RDONLY: the image is
+ * never written, and never loaded whole. Works for regular files and block
+ * devices (size found by seeking to the end).
+ */
+export class RawFileSource implements ByteSource {
+  readonly size: number;
+  readonly description: string;
+  private handle: FileHandle | null;
+
+  private constructor(handle: FileHandle, size: number, path: string) {
+    this.handle = handle;
+    this.size = size;
+    this.description = `image ${path}`;
+  }
+
+  static async open(path: string): Promise<RawFileSource> {
+    let handle: FileHandle;
+    try {
+      handle = await open(path, constants.O_RDONLY);
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      if (err.code === 'ENOENT') throw new ImageIOError(`${path}: no such image file`);
+      if (err.code === 'EACCES' || err.code === 'EPERM') throw new ImageIOError(`${path}: permission denied`);
+      if (err.code === 'EISDIR') throw new ImageIOError(`${path}: is a directory, not an image file`);
+      throw new ImageIOError(`${path}: cannot open (${err.code ?? err.message})`);
+    }
+    try {
+      const st = await handle.stat();
+      let size = st.size;
+      if (st.isBlockDevice()) size = await blockDeviceSize(handle);
+      else if (!st.isFile()) throw new ImageIOError(`${path}: not a regular file or block device`);
+      return new RawFileSource(handle, size, path);
+    } catch (e) {
+      await handle.close();
+      throw e;
+    }
+  }
+
+  async read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<number> {
+    if (!this.handle) throw new ImageIOError(`${this.description}: read after close`);
+    if (position >= this.size || length <= 0) return 0;
+    const want = Math.min(length, this.size - position);
+    let done = 0;
+    // A single pread may return short on huge requests; loop until done or EOF.
+    while (done < want) {
+      const { bytesRead } = await this.handle.read(buffer, offset + done, want - done, position + done);
+      if (bytesRead === 0) break;
+      done += bytesRead;
+    }
+    return done;
+  }
+
+  async close(): Promise<void> {
+    const h = this.handle;
+    this.handle = null;
+    if (h) await h.close();
+  }
+}
+
+/** Block devices report st_size 0; find the size by reading at growing offsets is slow, so binary search with 1-byte reads. */
+async function blockDeviceSize(handle: FileHandle): Promise<number> {
+  const probe = Buffer.alloc(1);
+  let lo = 0;
+  let hi = 1;
+  while ((await handle.read(probe, 0, 1, hi)).bytesRead === 1) {
+    lo = hi;
+    hi *= 2;
+    if (hi > 2 ** 53) break;
+  }
+  // Invariant: byte lo readable (or lo = 0), byte hi not readable.
+  while (hi - lo > 1) {
+    const mid = Math.floor((lo + hi) / 2);
+    if ((await handle.read(probe, 0, 1, mid)).bytesRead === 1) lo = mid;
+    else hi = mid;
+  }
+  return hi;
+}
