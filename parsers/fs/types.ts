@@ -20,7 +20,11 @@ export interface Stat {
   type: EntryType;
   /** Logical size in bytes (for symlinks: length of the target). */
   size: number;
-  /** Permission bits only (mode & 0o7777). Filesystems without them synthesize sensible ones. */
+  /**
+   * Permission bits only (mode & 0o7777). Filesystems without Unix modes
+   * synthesize them the same way everywhere: directories 0o755, files 0o644
+   * (0o444 when the read-only attribute is set), symlinks 0o777; uid/gid 0.
+   */
   mode: number;
   uid: number;
   gid: number;
