@@ -31,6 +31,8 @@ export interface Detection {
   type: string | null;
   /** The driver that reads it, or null when we only recognize it (or not at all). */
   driver: FsDriver | null;
+  /** The probed head is all zeros (an unformatted or wiped volume). */
+  blank: boolean;
 }
 
 export async function readProbeHead(source: ByteSource): Promise<Buffer> {
@@ -48,8 +50,8 @@ export async function detectFileSystem(source: ByteSource): Promise<Detection> {
     } catch {
       type = null; // a probe must not take the whole listing down
     }
-    if (type) return { type, driver };
+    if (type) return { type, driver, blank: false };
   }
-  for (const sig of foreignSignatures) if (sig.match(head)) return { type: sig.name, driver: null };
-  return { type: null, driver: null };
+  for (const sig of foreignSignatures) if (sig.match(head)) return { type: sig.name, driver: null, blank: false };
+  return { type: null, driver: null, blank: head.every((b) => b === 0) };
 }

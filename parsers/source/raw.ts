@@ -1,6 +1,6 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { constants } from 'node:fs';
-import { ImageIOError } from '../errors.js';
+import { ImageIOError, NotFoundError } from '../errors.js';
 import type { ByteSource } from './types.js';
 
 /**
@@ -25,7 +25,7 @@ export class RawFileSource implements ByteSource {
       handle = await open(path, constants.O_RDONLY);
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
-      if (err.code === 'ENOENT') throw new ImageIOError(`${path}: no such image file`);
+      if (err.code === 'ENOENT') throw new NotFoundError(path, 'no such image file');
       if (err.code === 'EACCES' || err.code === 'EPERM') throw new ImageIOError(`${path}: permission denied`);
       if (err.code === 'EISDIR') throw new ImageIOError(`${path}: is a directory, not an image file`);
       throw new ImageIOError(`${path}: cannot open (${err.code ?? err.message})`);

@@ -1,0 +1,111 @@
+import type { Command } from 'commander';
+import { writeSync } from 'node:fs';
+import { oneLine } from '../../parsers/errors.js';
+import { walk, toLsJson, type Disk, type Entry } from '../../parsers/vfs/index.js';
+import { withDisk } from '../disk.js';
+import { exitCodeFor } from '../exit.js';
+import { modeString, safeName, shortTime, table } from '../format.js';
+
+interface LsOptions {
+  recursive?: boolean;
+  json?: boolean;
+  all?: boolean;
+}
+
+export function register(program: Command): void {
+  program
+    .command('ls')
+    .description('list a directory inside the image ("/" lists the volumes)')
+    .argument('<image>', 'disk image')
+    .argument('[path]', 'path inside the image, e.g. /p2/etc', '/')
+    .option('-R, --recursive', 'list subdirectories recursively')
+    .option('--json', 'print one JSON array of entries')
+    .option('-a, --all', 'include hidden filesystem metafiles (NTFS $MFT ...)')
+    .action(async (image: string, path: string, opts: LsOptions) => {
+      const code = await withDisk(image, (disk) => list(disk, path, opts), { quiet: opts.json });
+      if (code) process.exitCode = code;
+    });
+}
+
+/** Writes straight to fd 1 so huge listings stream instead of piling up in memory. */
+function out(text: string): void {
+  writeSync(1, text);
+}
+
+async function targetOf(disk: Disk, e: Entry): Promise<string | undefined> {
+  if (e.stat.type !== 'symlink') return undefined;
+  try {
+    return await disk.readlink(e);
+  } catch (err) {
+    process.stderr.write(`loopless: ${oneLine(err)}\n`);
+    return undefined;
+  }
+}
+
+async function list(disk: Disk, path: string, opts: LsOptions): Promise<number> {
+  const start = await disk.lstat(path);
+  // Naming a volume whose filesystem cannot be read: say why instead of listing it as a blob.
+  if (start.kind === 'volume' && !start.fs) await disk.filesystem(start.volume!);
+  let failure = 0;
+  const onError = (p: string, e: unknown) => {
+    process.stderr.write(`loopless: ${oneLine(e)}\n`);
+    if (!failure) failure = exitCodeFor(e) || 1;
+  };
+
+  if (opts.json) {
+    let first = true;
+    const emit = async (e: Entry) => {
+      out((first ? '[' : ',\n') + JSON.stringify(toLsJson(e, await targetOf(disk, e))));
+      first = false;
+    };
+    if (start.stat.type !== 'dir') await emit(start);
+    else if (opts.recursive) for await (const e of walk(disk, start, { all: opts.all, onError })) await emit(e);
+    else for (const e of await disk.readdir(start, { all: opts.all })) await emit(e);
+    out(first ? '[]\n' : ']\n');
+    return failure;
+  }
+
+  if (start.stat.type !== 'dir') {
+    out((await longLines(disk, [start], true)) + '\n');
+    return failure;
+  }
+  if (!opts.recursive) {
+    const entries = await disk.readdir(start, { all: opts.all });
+    if (entries.length) out((await longLines(disk, entries, false)) + '\n');
+    return failure;
+  }
+  // ls -lR layout: one section per directory.
+  const printDir = async (dir: Entry, children: Entry[], firstSection: boolean) => {
+    out(`${firstSection ? '' : '\n'}${safeName(dir.path)}:\n`);
+    if (children.length) out((await longLines(disk, children, false)) + '\n');
+  };
+  let firstSection = true;
+  const queue: Entry[] = [start];
+  const seen = new Set<string>();
+  while (queue.length) {
+    const dir = queue.shift()!;
+    let children: Entry[];
+    try {
+      children = await disk.readdir(dir, { all: opts.all });
+    } catch (e) {
+      onError(dir.path, e);
+      continue;
+    }
+    await printDir(dir, children, firstSection);
+    firstSection = false;
+    const subdirs = children.filter((c) => c.stat.type === 'dir' && !seen.has(`${c.volume}:${c.stat.ino}`) && (seen.add(`${c.volume}:${c.stat.ino}`), true));
+    queue.unshift(...subdirs);
+  }
+  return failure;
+}
+
+async function longLines(disk: Disk, entries: Entry[], fullPath: boolean): Promise<string> {
+  const rows: string[][] = [];
+  for (const e of entries) {
+    const s = e.stat;
+    const target = await targetOf(disk, e);
+    const name = safeName(fullPath ? e.path : e.name) + (target !== undefined ? ` -> ${safeName(target)}` : '');
+    rows.push([modeString(s), String(s.nlink), String(s.uid), String(s.gid), String(s.size), shortTime(s.mtimeNs), name]);
+  }
+  return table(rows, [false, true, true, true, true, false, false]);
+}

@@ -1,0 +1,427 @@
+import { Readable } from 'node:stream';
+import {
+  CorruptError,
+  InvalidArgumentError,
+  IsADirectoryError,
+  LoopError,
+  LooplessError,
+  NotADirectoryError,
+  NotFoundError,
+  UnsupportedError,
+} from '../errors.js';
+import { detectFileSystem, type Detection } from '../fs/index.js';
+import type { FileSystem, FsInfo, FsNode, Stat } from '../fs/types.js';
+import { openImage } from '../source/open.js';
+import { SliceSource } from '../source/slice.js';
+import type { ByteSource, OpenedImage } from '../source/types.js';
+import { readVolumeTable, type Volume, type VolumeTable } from '../volumes/index.js';
+import type { Entry } from './entry.js';
+import { childPath, joinPath, splitPath } from './path.js';
+
+/** Linux gives up after 40 symlinks in one resolution; so do we. */
+const MAX_SYMLINK_HOPS = 40;
+
+export interface VolumeJson {
+  name: string;
+  start: number;
+  size: number;
+  type: string;
+  fs: string | null;
+  label: string | null;
+  uuid: string | null;
+  /** Human name of the partition type ("Linux filesystem"). */
+  typeName: string | null;
+  /** GPT partition name. */
+  partitionLabel: string | null;
+  /** True when Loopless can read the filesystem's files. */
+  supported: boolean;
+  /** Why the filesystem could not be opened, when it could not. */
+  error: string | null;
+}
+
+export interface InfoJson {
+  size: number;
+  table: VolumeTable['table'];
+  volumes: VolumeJson[];
+  /** Containers unwrapped to reach the raw disk, outermost first (empty for raw images). */
+  chain: string[];
+  /** Bytes of the image file on disk. */
+  fileSize: number;
+  /** Non-fatal findings (backup GPT used, EBR loop cut ...). */
+  warnings: string[];
+}
+
+interface VolumeState {
+  volume: Volume;
+  source: ByteSource;
+  detection: Detection;
+  fs: Promise<FileSystem> | null;
+}
+
+/** An opened image: its volumes, and path resolution across them. */
+export class Disk {
+  private constructor(
+    readonly path: string,
+    readonly image: OpenedImage,
+    readonly table: VolumeTable,
+    private readonly states: VolumeState[],
+  ) {}
+
+  static async open(path: string): Promise<Disk> {
+    const image = await openImage(path);
+    try {
+      const table = await readVolumeTable(image.source);
+      const states: VolumeState[] = [];
+      for (const volume of table.volumes) {
+        const source = new SliceSource(image.source, volume.start, volume.size, volume.name);
+        states.push({ volume, source, detection: await detectFileSystem(source), fs: null });
+      }
+      return new Disk(path, image, table, states);
+    } catch (e) {
+      await image.source.close();
+      throw e;
+    }
+  }
+
+  get size(): number {
+    return this.image.source.size;
+  }
+
+  get source(): ByteSource {
+    return this.image.source;
+  }
+
+  get volumes(): Volume[] {
+    return this.states.map((s) => s.volume);
+  }
+
+  /** The filesystem type found on a volume (null when none was recognized). */
+  detectedType(volumeName: string): string | null {
+    return this.state(volumeName).detection.type;
+  }
+
+  volumeSource(volumeName: string): ByteSource {
+    return this.state(volumeName).source;
+  }
+
+  private state(volumeName: string): VolumeState {
+    const s = this.states.find((x) => x.volume.name === volumeName);
+    if (!s) {
+      const names = this.states.map((x) => x.volume.name).join(', ') || 'none';
+      throw new NotFoundError(`/${volumeName}`, `no such volume (volumes: ${names})`);
+    }
+    return s;
+  }
+
+  /** Open (once) and return the filesystem of a volume, or throw why it cannot be read. */
+  filesystem(volumeName: string): Promise<FileSystem> {
+    const s = this.state(volumeName);
+    if (!s.fs) {
+      const { detection, volume } = s;
+      if (!detection.driver) {
+        const why = detection.type
+          ? `unsupported filesystem ${detection.type} (Loopless reads ext2/3/4, FAT, exFAT and NTFS; the kernel may read it: see \`loopless attach\`)`
+          : detection.blank
+            ? 'no filesystem: the volume starts with zeros (unformatted?)'
+            : `no filesystem recognized (${describeHead(volume)})`;
+        s.fs = Promise.reject(new UnsupportedError(`${volume.name}: ${why}`));
+      } else {
+        const driver = detection.driver;
+        s.fs = driver.open(s.source).catch((e) => {
+          throw this.contextualize(e, volume.name, null);
+        });
+      }
+      s.fs.catch(() => {}); // remembered; reported to whoever asks
+    }
+    return s.fs;
+  }
+
+  /** The `info --json` object. Opens every filesystem to read its label and UUID. */
+  async info(): Promise<InfoJson> {
+    const volumes: VolumeJson[] = [];
+    for (const s of this.states) {
+      let fsInfo: FsInfo | null = null;
+      let error: string | null = null;
+      if (s.detection.driver) {
+        try {
+          fsInfo = (await this.filesystem(s.volume.name)).info();
+        } catch (e) {
+          error = e instanceof Error ? e.message : String(e);
+        }
+      }
+      volumes.push({
+        name: s.volume.name,
+        start: s.volume.start,
+        size: s.volume.size,
+        type: s.volume.type,
+        fs: fsInfo?.type ?? s.detection.type,
+        label: fsInfo?.label ?? null,
+        uuid: fsInfo?.uuid ?? null,
+        typeName: s.volume.typeName,
+        partitionLabel: s.volume.partitionLabel,
+        supported: s.detection.driver !== null && error === null,
+        error,
+      });
+    }
+    return {
+      size: this.size,
+      table: this.table.table,
+      volumes,
+      chain: this.image.chain,
+      fileSize: this.image.fileSize,
+      warnings: this.table.warnings,
+    };
+  }
+
+  /** Resolve without following a final symlink (like lstat). */
+  lstat(path: string): Promise<Entry> {
+    return this.resolve(path, false);
+  }
+
+  /** Resolve following symlinks everywhere (like stat). */
+  stat(path: string): Promise<Entry> {
+    return this.resolve(path, true);
+  }
+
+  private rootEntry(): Entry {
+    return { path: '/', name: '', stat: syntheticDirStat(0), kind: 'root', volume: null, fs: null, node: null };
+  }
+
+  private async volumeEntry(s: VolumeState): Promise<Entry> {
+    const name = s.volume.name;
+    if (!s.detection.driver) {
+      const stat: Stat = {
+        ...syntheticDirStat(s.volume.size),
+        type: 'other',
+        mode: 0o444,
+        otherKind: `volume (${s.detection.type ? `unsupported filesystem ${s.detection.type}` : 'no filesystem recognized'})`,
+      };
+      return { path: `/${name}`, name, stat, kind: 'volume', volume: name, fs: null, node: null };
+    }
+    const fs = await this.filesystem(name);
+    const root = await this.guard(name, `/${name}`, () => fs.root());
+    return { path: `/${name}`, name, stat: { ...root.stat, size: s.volume.size }, kind: 'volume', volume: name, fs, node: root };
+  }
+
+  private async resolve(path: string, followFinal: boolean): Promise<Entry> {
+    const parts = splitPath(path);
+    if (parts.length === 0) return this.rootEntry();
+    const s = this.state(parts[0]);
+    const volumeName = s.volume.name;
+    if (parts.length === 1) return this.volumeEntry(s);
+    const fs = await this.filesystem(volumeName);
+    const root = await this.guard(volumeName, `/${volumeName}`, () => fs.root());
+
+    // Walk component by component; a symlink splices its target into the
+    // remaining components (absolute targets restart at the volume root).
+    const stack: { name: string; node: FsNode }[] = [];
+    const pending = parts.slice(1);
+    let hops = 0;
+    const here = () => joinPath([volumeName, ...stack.map((x) => x.name)]);
+    while (pending.length) {
+      const name = pending.shift()!;
+      if (name === '.' || name === '') continue;
+      if (name === '..') {
+        stack.pop();
+        continue;
+      }
+      const dir = stack.length ? stack[stack.length - 1].node : root;
+      if (dir.stat.type !== 'dir') throw new NotADirectoryError(here());
+      const full = childPath(here(), name);
+      let child = await this.guard(volumeName, full, () => fs.lookup(dir, name));
+      if (!child && pending.length === 0 && name.includes(':') && fs.openStream) {
+        child = await this.openStreamByName(fs, dir, name, full, volumeName);
+      }
+      if (!child) throw new NotFoundError(displayPath(parts, stack.length + 2, full));
+      const isLast = pending.length === 0;
+      if (child.stat.type === 'symlink' && (!isLast || followFinal)) {
+        if (++hops > MAX_SYMLINK_HOPS) throw new LoopError(`${joinPath(parts)}: too many levels of symbolic links`);
+        const target = await this.guard(volumeName, full, () => fs.readlink(child!));
+        if (target.startsWith('/')) stack.length = 0;
+        pending.unshift(...target.split('/'));
+        continue;
+      }
+      stack.push({ name, node: child });
+    }
+    const last = stack[stack.length - 1];
+    if (!last) return this.volumeEntry(s);
+    return {
+      path: joinPath(parts),
+      name: parts[parts.length - 1],
+      stat: last.node.stat,
+      kind: 'node',
+      volume: volumeName,
+      fs,
+      node: last.node,
+    };
+  }
+
+  /** "file.txt:Zone.Identifier" → the named stream of file.txt. */
+  private async openStreamByName(fs: FileSystem, dir: FsNode, name: string, full: string, volumeName: string): Promise<FsNode | null> {
+    const colon = name.indexOf(':');
+    const base = name.slice(0, colon);
+    const stream = name.slice(colon + 1);
+    if (!base || !stream) return null;
+    const file = await this.guard(volumeName, full, () => fs.lookup(dir, base));
+    if (!file) return null;
+    return this.guard(volumeName, full, () => fs.openStream!(file, stream));
+  }
+
+  /** Directory entries sorted by name. "/" lists the volumes. */
+  async readdir(entry: Entry, options: { all?: boolean } = {}): Promise<Entry[]> {
+    if (entry.kind === 'root') {
+      const out: Entry[] = [];
+      for (const s of this.states) {
+        try {
+          out.push(await this.volumeEntry(s));
+        } catch (e) {
+          // A volume whose filesystem cannot be opened is still listed, as "other".
+          out.push({
+            path: `/${s.volume.name}`,
+            name: s.volume.name,
+            stat: { ...syntheticDirStat(s.volume.size), type: 'other', mode: 0o444, otherKind: `volume (${e instanceof Error ? e.message : String(e)})` },
+            kind: 'volume',
+            volume: s.volume.name,
+            fs: null,
+            node: null,
+          });
+        }
+      }
+      return out;
+    }
+    if (entry.stat.type !== 'dir' || !entry.fs || !entry.node) {
+      if (entry.kind === 'volume' && !entry.fs) await this.filesystem(entry.volume!); // throws why
+      throw new NotADirectoryError(entry.path);
+    }
+    const fs = entry.fs;
+    const node = entry.node;
+    const list = await this.guard(entry.volume!, entry.path, () => fs.readdir(node, options));
+    const out = list.map(
+      (d): Entry => ({
+        path: childPath(entry.path, d.name),
+        name: d.name,
+        stat: d.node.stat,
+        kind: 'node',
+        volume: entry.volume,
+        fs,
+        node: d.node,
+      }),
+    );
+    out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return out;
+  }
+
+  async readlink(entry: Entry): Promise<string> {
+    if (entry.stat.type !== 'symlink' || !entry.fs || !entry.node) throw new InvalidArgumentError(`${entry.path}: not a symbolic link`);
+    const { fs, node } = entry;
+    return this.guard(entry.volume!, entry.path, () => fs.readlink(node));
+  }
+
+  /** Read file bytes; positions past the end read nothing. */
+  async read(entry: Entry, buffer: Uint8Array, offset: number, length: number, position: number): Promise<number> {
+    if (entry.stat.type === 'dir' || entry.kind !== 'node') throw new IsADirectoryError(entry.path);
+    if (!entry.fs || !entry.node || entry.stat.type !== 'file') throw new InvalidArgumentError(`${entry.path}: not a regular file (${entry.stat.otherKind ?? entry.stat.type})`);
+    const { fs, node } = entry;
+    return this.guard(entry.volume!, entry.path, () => fs.read(node, buffer, offset, length, position));
+  }
+
+  /**
+   * A stream of a file's bytes [start, end] inclusive (as HTTP ranges are).
+   * Reads are large (1 MiB) and never run ahead of the consumer.
+   */
+  createReadStream(entry: Entry, range: { start?: number; end?: number } = {}, chunkSize = 1024 * 1024): Readable {
+    const endExclusive = Math.min(entry.stat.size, range.end === undefined ? entry.stat.size : range.end + 1);
+    let position = range.start ?? 0;
+    const disk = this;
+    return new Readable({
+      highWaterMark: chunkSize,
+      read(this: Readable, size: number) {
+        const want = Math.min(Math.max(size, chunkSize), endExclusive - position);
+        if (want <= 0) {
+          this.push(null);
+          return;
+        }
+        const buf = Buffer.allocUnsafe(want);
+        disk.read(entry, buf, 0, want, position).then(
+          (n) => {
+            if (n <= 0) {
+              // The filesystem says the file ends before its stated size: a damaged file.
+              this.destroy(new CorruptError(`file ${entry.path}`, position, `data ends before the file's size ${entry.stat.size}`));
+              return;
+            }
+            position += n;
+            this.push(n === want ? buf : buf.subarray(0, n));
+            if (position >= endExclusive) this.push(null);
+          },
+          (e: unknown) => this.destroy(e as Error),
+        );
+      },
+    });
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.states) {
+      if (s.fs) {
+        try {
+          await (await s.fs).close();
+        } catch {
+          // a filesystem that failed to open has nothing to close
+        }
+      }
+    }
+    await this.image.source.close();
+  }
+
+  /** Run a filesystem call and give its errors the volume and path they concern. */
+  private async guard<T>(volumeName: string, path: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      throw this.contextualize(e, volumeName, path);
+    }
+  }
+
+  private contextualize(e: unknown, volumeName: string, path: string | null): Error {
+    if (!(e instanceof LooplessError)) {
+      // A parser bug or an unexpected I/O failure: still one clear line.
+      const msg = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+      return new LooplessError('IO', `${path ?? volumeName}: internal error reading ${volumeName}: ${msg}`);
+    }
+    if (e instanceof CorruptError) {
+      const s = this.state(volumeName);
+      const out = new CorruptError(e.structure, e.offset, e.detail);
+      out.message = `${path ?? volumeName}: corrupt ${e.structure} at byte ${e.offset} of ${volumeName} (image byte ${s.volume.start + e.offset}): ${e.detail}`;
+      return out;
+    }
+    if (path && !e.message.startsWith(path) && !e.message.startsWith(`${volumeName}:`)) {
+      const out = new LooplessError(e.code, `${path}: ${e.message}`);
+      return out;
+    }
+    return e;
+  }
+}
+
+function displayPath(parts: string[], upTo: number, fallback: string): string {
+  return parts.length >= upTo ? joinPath(parts) : fallback;
+}
+
+function syntheticDirStat(size: number): Stat {
+  return {
+    type: 'dir',
+    size,
+    mode: 0o755,
+    uid: 0,
+    gid: 0,
+    nlink: 2,
+    mtimeNs: 0n,
+    atimeNs: 0n,
+    ctimeNs: 0n,
+    birthtimeNs: null,
+    allocatedSize: 0,
+    ino: 1,
+  };
+}
+
+function describeHead(volume: Volume): string {
+  return `volume type ${volume.type}${volume.typeName ? ` (${volume.typeName})` : ''}`;
+}
