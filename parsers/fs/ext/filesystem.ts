@@ -1,0 +1,378 @@
+/**
+ * A read-only ext2/3/4 filesystem over a volume's byte source. Metadata
+ * (inode tables, directories, extent and indirect blocks) goes through a
+ * page cache; file data is read straight from the volume, with physically
+ * contiguous runs merged into one large read.
+ */
+import {
+  CorruptError,
+  InvalidArgumentError,
+  IsADirectoryError,
+  LooplessError,
+  NotADirectoryError,
+  UnsupportedError,
+} from '../../errors.js';
+import { CachedSource } from '../../source/cache.js';
+import { readExact } from '../../source/read.js';
+import type { ByteRange, ByteSource } from '../../source/types.js';
+import type { DirEntry, FileSystem, FsInfo, FsNode, Stat } from '../types.js';
+import { computeAllocatedRanges } from './allocated.js';
+import { parseDirEntries, type RawDirEntry } from './dirent.js';
+import { newExtentNodeCache, ExtentMapper, parseExtentNode } from './extents.js';
+import { INCOMPAT, INODE_FLAG, unreadableIncompatFeatures } from './features.js';
+import { GroupDescriptors } from './groups.js';
+import { IndirectMapper, newIndirectBlockCache } from './indirect.js';
+import { I_BLOCK_OFFSET, I_BLOCK_SIZE, parseInode, type Inode } from './inode.js';
+import { Layout } from './layout.js';
+import { Lru } from './lru.js';
+import type { BlockMapper, BlockRun } from './mapper.js';
+import { formatLabel, formatUuid, parseSuperblock, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, type Superblock } from './superblock.js';
+import { findInodeXattr, XATTR_INDEX_SYSTEM } from './xattr.js';
+
+export const ROOT_INO = 2;
+/** Directories beyond this are taken as corruption: ~10 million entries. */
+const MAX_DIR_BYTES = 512 * 1024 * 1024;
+/** Symlink targets are at most PATH_MAX. */
+const MAX_SYMLINK = 4096;
+
+export class ExtNode implements FsNode {
+  constructor(readonly inode: Inode) {}
+  get stat(): Stat {
+    return this.inode.stat;
+  }
+}
+
+/** A directory's names in on-disk order, and a name index built on first lookup. */
+interface DirListing {
+  entries: RawDirEntry[];
+  byName: Map<string, number> | null;
+}
+
+export class ExtFileSystem implements FileSystem<ExtNode> {
+  private readonly meta: CachedSource;
+  private readonly layout: Layout;
+  private readonly groups: GroupDescriptors;
+  private readonly maxIno: number;
+  private readonly inodes = new Lru<number, ExtNode>(16384);
+  private readonly mappers = new Lru<number, BlockMapper>(512);
+  private readonly extentNodes = newExtentNodeCache();
+  private readonly indirectBlocks = newIndirectBlockCache();
+  private readonly dirs = new Lru<number, DirListing>(256 * 1024, (d) => d.entries.length + 1);
+
+  private constructor(
+    private readonly source: ByteSource,
+    readonly sb: Superblock,
+  ) {
+    this.meta = new CachedSource(source);
+    this.layout = new Layout(sb);
+    this.groups = new GroupDescriptors(this.meta, sb, this.layout);
+    this.maxIno = Math.min(sb.inodesCount, sb.groupCount * sb.inodesPerGroup);
+  }
+
+  static async open(source: ByteSource): Promise<ExtFileSystem> {
+    const raw = await readExact(source, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, 'ext superblock');
+    const sb = parseSuperblock(raw);
+    if ((sb.incompat & INCOMPAT.journalDev) !== 0) {
+      throw new UnsupportedError('this is an external ext3/ext4 journal device: it holds no files');
+    }
+    const unreadable = unreadableIncompatFeatures(sb.incompat);
+    if (unreadable.length > 0) {
+      throw new UnsupportedError(`${sb.type} feature not supported: ${unreadable.join(', ')}`);
+    }
+    const fs = new ExtFileSystem(source, sb);
+    const root = await fs.node(ROOT_INO);
+    if (root.stat.type !== 'dir') throw new CorruptError('ext root inode 2', root.inode.offset, 'the root inode is not a directory');
+    return fs;
+  }
+
+  info(): FsInfo {
+    const sb = this.sb;
+    return {
+      type: sb.type,
+      label: formatLabel(sb.volumeName),
+      uuid: formatUuid(sb.uuid),
+      blockSize: sb.blockSize,
+      totalBlocks: sb.blocksCount,
+      freeBlocks: sb.freeBlocks,
+      totalInodes: sb.inodesCount,
+      freeInodes: sb.freeInodes,
+      maxNameLength: 255,
+    };
+  }
+
+  root(): Promise<ExtNode> {
+    return this.node(ROOT_INO);
+  }
+
+  /** Load inode `ino` (cached). */
+  async node(ino: number): Promise<ExtNode> {
+    const hit = this.inodes.get(ino);
+    if (hit) return hit;
+    if (!Number.isInteger(ino) || ino < 1 || ino > this.maxIno) {
+      throw new CorruptError('ext inode number', 0, `inode ${ino} does not exist (the filesystem has ${this.maxIno})`);
+    }
+    const group = Math.floor((ino - 1) / this.sb.inodesPerGroup);
+    const index = (ino - 1) % this.sb.inodesPerGroup;
+    const desc = await this.groups.get(group);
+    const offset = desc.inodeTable * this.sb.blockSize + index * this.sb.inodeSize;
+    const raw = await readExact(this.meta, offset, this.sb.inodeSize, `ext inode ${ino}`);
+    const node = new ExtNode(parseInode(raw, ino, offset, this.sb));
+    this.inodes.set(ino, node);
+    return node;
+  }
+
+  async lookup(dir: ExtNode, name: string): Promise<ExtNode | null> {
+    const listing = await this.listing(dir);
+    if (!listing.byName) {
+      const byName = new Map<string, number>();
+      for (const e of listing.entries) if (!byName.has(e.name)) byName.set(e.name, e.ino);
+      listing.byName = byName;
+    }
+    const ino = listing.byName.get(name);
+    if (ino === undefined) return null;
+    try {
+      return await this.node(ino);
+    } catch (e) {
+      // An entry whose inode cannot be read is treated like a missing entry, as readdir skips it.
+      if (e instanceof LooplessError && e.code === 'CORRUPT') return null;
+      throw e;
+    }
+  }
+
+  async readdir(dir: ExtNode): Promise<DirEntry<ExtNode>[]> {
+    const listing = await this.listing(dir);
+    const out: DirEntry<ExtNode>[] = [];
+    for (const e of listing.entries) {
+      try {
+        out.push({ name: e.name, node: await this.node(e.ino) });
+      } catch (err) {
+        // Skip the one entry whose inode is unreadable; the rest of the directory still lists.
+        if (!(err instanceof LooplessError && err.code === 'CORRUPT')) throw err;
+      }
+    }
+    return out;
+  }
+
+  async read(node: ExtNode, buffer: Uint8Array, offset: number, length: number, position: number): Promise<number> {
+    const inode = node.inode;
+    if (node.stat.type === 'dir') throw new IsADirectoryError(`inode ${inode.ino}`);
+    if (!Number.isSafeInteger(position) || position < 0 || !Number.isSafeInteger(length) || length < 0) {
+      throw new InvalidArgumentError(`read of inode ${inode.ino}: invalid range ${position}+${length}`);
+    }
+    if (offset < 0 || offset + length > buffer.length) throw new InvalidArgumentError(`read of inode ${inode.ino}: buffer too small`);
+    const end = Math.min(inode.size, position + length);
+    if (position >= end) return 0;
+    this.checkReadable(inode);
+    if (inode.flags & INODE_FLAG.inlineData) {
+      const data = this.inlineData(inode);
+      buffer.fill(0, offset, offset + (end - position));
+      if (position < data.length) buffer.set(data.subarray(position, Math.min(end, data.length)), offset);
+      return end - position;
+    }
+    if (node.stat.type === 'symlink' && this.isFastSymlink(inode)) {
+      const target = inode.raw.subarray(I_BLOCK_OFFSET, I_BLOCK_OFFSET + inode.size);
+      buffer.set(target.subarray(position, end), offset);
+      return end - position;
+    }
+    await this.readMapped(inode, buffer, offset, position, end);
+    return end - position;
+  }
+
+  async readlink(node: ExtNode): Promise<string> {
+    const inode = node.inode;
+    if (node.stat.type !== 'symlink') throw new InvalidArgumentError(`inode ${inode.ino} is not a symbolic link`);
+    if (inode.size > MAX_SYMLINK) throw new CorruptError(`ext symlink inode ${inode.ino}`, inode.offset, `target length ${inode.size} exceeds ${MAX_SYMLINK}`);
+    const buf = Buffer.alloc(inode.size);
+    const n = await this.read(node, buf, 0, buf.length, 0);
+    return buf.toString('utf8', 0, n);
+  }
+
+  allocatedRanges(): Promise<ByteRange[]> {
+    return computeAllocatedRanges({
+      sb: this.sb,
+      layout: this.layout,
+      groups: this.groups,
+      source: this.source,
+      journalRuns: () => this.journalRuns(),
+    });
+  }
+
+  async close(): Promise<void> {
+    this.inodes.clear();
+    this.mappers.clear();
+    this.extentNodes.clear();
+    this.indirectBlocks.clear();
+    this.dirs.clear();
+    await this.meta.close();
+  }
+
+  // --- data -------------------------------------------------------------
+
+  private checkReadable(inode: Inode): void {
+    if (inode.flags & INODE_FLAG.encrypted) throw new UnsupportedError(`encrypted inode ${inode.ino}: its contents cannot be read without the key`);
+  }
+
+  /** Fast symlinks keep the target in i_block (targets shorter than 60 bytes, kernel rule). */
+  private isFastSymlink(inode: Inode): boolean {
+    return inode.size < I_BLOCK_SIZE && (inode.flags & INODE_FLAG.inlineData) === 0;
+  }
+
+  /** All bytes of an inline_data inode: i_block first, then the system.data xattr. */
+  private inlineData(inode: Inode): Buffer {
+    const head = inode.raw.subarray(I_BLOCK_OFFSET, I_BLOCK_OFFSET + I_BLOCK_SIZE);
+    const tail = findInodeXattr(inode, XATTR_INDEX_SYSTEM, 'data');
+    const data = tail && tail.length > 0 ? Buffer.concat([head, tail]) : head;
+    return data.subarray(0, Math.min(inode.size, data.length));
+  }
+
+  private mapper(inode: Inode): BlockMapper {
+    const hit = this.mappers.get(inode.ino);
+    if (hit) return hit;
+    const readBlock = (block: number, structure: string) =>
+      readExact(this.meta, block * this.sb.blockSize, this.sb.blockSize, structure);
+    let mapper: BlockMapper;
+    const iBlock = inode.raw.subarray(I_BLOCK_OFFSET, I_BLOCK_OFFSET + I_BLOCK_SIZE);
+    if (inode.flags & INODE_FLAG.extents) {
+      const structure = `ext extent tree root of inode ${inode.ino}`;
+      const root = parseExtentNode(iBlock, I_BLOCK_SIZE, inode.offset + I_BLOCK_OFFSET, structure, this.sb.blocksCount);
+      mapper = new ExtentMapper(root, {
+        ino: inode.ino,
+        blockSize: this.sb.blockSize,
+        blocksCount: this.sb.blocksCount,
+        readBlock,
+        nodeCache: this.extentNodes,
+      });
+    } else {
+      mapper = new IndirectMapper(iBlock, {
+        ino: inode.ino,
+        inodeOffset: inode.offset,
+        blockSize: this.sb.blockSize,
+        blocksCount: this.sb.blocksCount,
+        readBlock,
+        blockCache: this.indirectBlocks,
+      });
+    }
+    this.mappers.set(inode.ino, mapper);
+    return mapper;
+  }
+
+  /**
+   * Fill buffer[offset..] with file bytes [position, end). Holes and unwritten
+   * extents become zeros; data runs that follow each other on disk are merged
+   * so a contiguous file costs one source read per call.
+   */
+  private async readMapped(inode: Inode, buffer: Uint8Array, offset: number, position: number, end: number): Promise<void> {
+    const bs = this.sb.blockSize;
+    const mapper = this.mapper(inode);
+    let pendingDisk = -1; // volume byte offset of the pending merged read
+    let pendingAt = 0; // buffer offset it fills
+    let pendingLen = 0;
+    const flush = async () => {
+      if (pendingLen === 0) return;
+      const n = await this.source.read(buffer, pendingAt, pendingLen, pendingDisk);
+      if (n !== pendingLen) {
+        throw new CorruptError(`ext data of inode ${inode.ino}`, pendingDisk, `short read: ${n} of ${pendingLen} bytes (truncated image?)`);
+      }
+      pendingLen = 0;
+    };
+    let pos = position;
+    while (pos < end) {
+      const logical = Math.floor(pos / bs);
+      const run: BlockRun = await mapper.map(logical);
+      const within = pos - logical * bs;
+      const bytes = Math.min(run.count * bs - within, end - pos);
+      const at = offset + (pos - position);
+      if (run.kind === 'data') {
+        const disk = run.physical * bs + within;
+        if (pendingLen > 0 && pendingDisk + pendingLen === disk) {
+          pendingLen += bytes;
+        } else {
+          await flush();
+          pendingDisk = disk;
+          pendingAt = at;
+          pendingLen = bytes;
+        }
+      } else {
+        buffer.fill(0, at, at + bytes);
+      }
+      pos += bytes;
+    }
+    await flush();
+  }
+
+  // --- directories ------------------------------------------------------
+
+  private async listing(dir: ExtNode): Promise<DirListing> {
+    const inode = dir.inode;
+    if (dir.stat.type !== 'dir') throw new NotADirectoryError(`inode ${inode.ino}`);
+    const hit = this.dirs.get(inode.ino);
+    if (hit) return hit;
+    this.checkReadable(inode);
+    const entries: RawDirEntry[] = [];
+    if (inode.flags & INODE_FLAG.inlineData) {
+      this.parseInlineDir(inode, entries);
+    } else {
+      await this.parseBlockDir(inode, entries);
+    }
+    const listing: DirListing = { entries, byName: null };
+    this.dirs.set(inode.ino, listing);
+    return listing;
+  }
+
+  /** Inline directories: i_block holds the parent's inode number then entries; system.data holds more entries. */
+  private parseInlineDir(inode: Inode, out: RawDirEntry[]): void {
+    const data = this.inlineData(inode);
+    const bs = this.sb.blockSize;
+    if (data.length > 4) parseDirEntries(data, 4, Math.min(data.length, I_BLOCK_SIZE), bs, this.maxIno, out);
+    if (data.length > I_BLOCK_SIZE) parseDirEntries(data, I_BLOCK_SIZE, data.length, bs, this.maxIno, out);
+  }
+
+  private async parseBlockDir(inode: Inode, out: RawDirEntry[]): Promise<void> {
+    const bs = this.sb.blockSize;
+    if (inode.size > MAX_DIR_BYTES) {
+      throw new CorruptError(`ext directory inode ${inode.ino}`, inode.offset, `implausible directory size ${inode.size}`);
+    }
+    const blocks = Math.ceil(inode.size / bs);
+    const mapper = this.mapper(inode);
+    let logical = 0;
+    while (logical < blocks) {
+      const run = await mapper.map(logical);
+      const count = Math.min(run.count, blocks - logical);
+      if (run.kind === 'data') {
+        for (let i = 0; i < count; i++) {
+          const block = run.physical + i;
+          let buf: Buffer;
+          try {
+            buf = await readExact(this.meta, block * bs, bs, `ext directory block of inode ${inode.ino}`);
+          } catch (e) {
+            // A block we cannot read (past a truncated image's end) is skipped like a damaged one.
+            if (e instanceof LooplessError && e.code === 'CORRUPT') continue;
+            throw e;
+          }
+          // A damaged block loses its remaining entries; the other blocks still list.
+          parseDirEntries(buf, 0, bs, bs, this.maxIno, out);
+        }
+      }
+      logical += count;
+    }
+  }
+
+  // --- allocation -------------------------------------------------------
+
+  /** Block runs of the internal journal, so restore copies it even if a bitmap is off. */
+  private async journalRuns(): Promise<[number, number][]> {
+    if (this.sb.journalInode === 0) return [];
+    const journal = await this.node(this.sb.journalInode);
+    const mapper = this.mapper(journal.inode);
+    const blocks = Math.ceil(journal.inode.size / this.sb.blockSize);
+    const out: [number, number][] = [];
+    let logical = 0;
+    while (logical < blocks) {
+      const run = await mapper.map(logical);
+      const count = Math.min(run.count, blocks - logical);
+      if (run.kind !== 'hole') out.push([run.physical, count]);
+      logical += count;
+    }
+    return out;
+  }
+}

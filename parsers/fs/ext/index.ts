@@ -1,0 +1,29 @@
+/**
+ * ext2/ext3/ext4, read-only. Detection by the superblock magic (0xEF53 at
+ * byte 1024 + 56) plus geometry sanity checks; the type follows blkid's rule.
+ */
+import type { ByteSource } from '../../source/types.js';
+import type { FileSystem, FsDriver } from '../types.js';
+import { INCOMPAT, classify } from './features.js';
+import { ExtFileSystem } from './filesystem.js';
+import { looksLikeExt, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE } from './superblock.js';
+
+export const extDriver: FsDriver = {
+  name: 'ext',
+  probe(head: Buffer): string | null {
+    if (head.length < SUPERBLOCK_OFFSET + SUPERBLOCK_SIZE) return null;
+    const sb = head.subarray(SUPERBLOCK_OFFSET, SUPERBLOCK_OFFSET + SUPERBLOCK_SIZE);
+    if (!looksLikeExt(sb)) return null;
+    const compat = sb.readUInt32LE(0x5c);
+    const incompat = sb.readUInt32LE(0x60);
+    const roCompat = sb.readUInt32LE(0x64);
+    // An external journal shares the superblock format but holds no files (blkid calls it jbd).
+    if ((incompat & INCOMPAT.journalDev) !== 0) return 'jbd';
+    return classify(compat, incompat, roCompat);
+  },
+  open(source: ByteSource): Promise<FileSystem> {
+    return ExtFileSystem.open(source);
+  },
+};
+
+export { ExtFileSystem, ExtNode } from './filesystem.js';
