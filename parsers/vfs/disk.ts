@@ -423,5 +423,6 @@ function syntheticDirStat(size: number): Stat {
 }
 
 function describeHead(volume: Volume): string {
-  return `volume type ${volume.type}${volume.typeName ? ` (${volume.typeName})` : ''}`;
+  const type = volume.type === 'none' ? '' : `; partition type ${volume.type}${volume.typeName ? ` (${volume.typeName})` : ''}`;
+  return `no ext2/3/4, FAT, exFAT or NTFS signature, nor a known foreign one${type}`;
 }
