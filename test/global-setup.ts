@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, readdirSync } from 'node:fs';
+import { createReadStream, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 /**
@@ -17,6 +17,7 @@ function hashFile(path: string): Promise<string> {
 
 async function hashAll(): Promise<Map<string, string>> {
   const out = new Map<string, string>();
+  if (!existsSync(dir)) return out;
   for (const name of readdirSync(dir).filter((n) => n.endsWith('.img')).sort()) out.set(name, await hashFile(join(dir, name)));
   return out;
 }
