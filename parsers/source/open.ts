@@ -1,6 +1,35 @@
-import { stat } from 'node:fs/promises';
+import { realpath, stat } from 'node:fs/promises';
+import { LoopError, UnsupportedError } from '../errors.js';
 import { RawFileSource } from './raw.js';
 import type { ByteSource, OpenedImage } from './types.js';
+import { allContainerFormats } from './containers/index.js';
+
+/** Progress of long work done while opening (building a seek index on first open). */
+export interface OpenProgress {
+  /** What is being done, e.g. "indexing gzip". */
+  phase: string;
+  /** Bytes of the (compressed) input processed so far, out of `total`. */
+  done: number;
+  total: number;
+}
+
+export interface OpenOptions {
+  /** Called while a container builds a seek index (gzip, bzip2, zstd without a seek table). */
+  onProgress?: (progress: OpenProgress) => void;
+  /** Seek-index cache; default $LOOPLESS_CACHE_DIR, else $XDG_CACHE_HOME/loopless, else ~/.cache/loopless. */
+  cacheDir?: string;
+}
+
+/** What a container is given besides its inner source. */
+export interface OpenContext extends OpenOptions {
+  /** Real paths of the images open so far down this backing chain, outermost first. */
+  readonly backingChain: readonly string[];
+  /**
+   * Open a parent/backing image found next to this one (read-only), with loop
+   * and depth checks. `format` "raw" skips probing (qcow2's backing_fmt).
+   */
+  openBacking(path: string, format?: string): Promise<OpenedImage>;
+}
 
 /**
  * A container format that can present the disk it holds as a ByteSource.
@@ -12,24 +41,54 @@ export interface ContainerFormat {
   /** Cheap check on the first bytes (at least 4096 are given when the source has them). */
   detect(head: Buffer, source: ByteSource): boolean | Promise<boolean>;
   /** Wrap `inner`; `path` is the image file (for locating parent/backing files). */
-  open(inner: ByteSource, path: string): Promise<ByteSource>;
+  open(inner: ByteSource, path: string, context: OpenContext): Promise<ByteSource>;
 }
 
-/** Registered container formats, probed in order. The containers issue fills this. */
-export const containerFormats: ContainerFormat[] = [];
+/** Registered container formats, probed in order. */
+export const containerFormats: ContainerFormat[] = [...allContainerFormats];
 
 const MAX_NESTING = 4;
+/** Longest parent/backing chain followed (qemu allows deeper, but no real backup needs it). */
+const MAX_BACKING_DEPTH = 16;
 
 /**
  * Open an image file read-only and unwrap containers until a raw disk remains.
  * A plain raw image comes back as itself with an empty chain.
  */
-export async function openImage(path: string): Promise<OpenedImage> {
+export async function openImage(path: string, options: OpenOptions = {}): Promise<OpenedImage> {
+  return openInChain(path, options, [], undefined);
+}
+
+async function openInChain(
+  path: string,
+  options: OpenOptions,
+  backingChain: readonly string[],
+  format: string | undefined,
+): Promise<OpenedImage> {
   const raw = await RawFileSource.open(path);
+  let real = path;
+  try {
+    real = await realpath(path);
+    if (backingChain.includes(real)) {
+      throw new LoopError(`${path}: backing chain loops back to ${real} (${[...backingChain, real].join(' -> ')})`);
+    }
+    if (backingChain.length >= MAX_BACKING_DEPTH) {
+      throw new UnsupportedError(`${path}: backing chain deeper than ${MAX_BACKING_DEPTH} images`);
+    }
+  } catch (e) {
+    await raw.close();
+    throw e;
+  }
+  const chainHere = [...backingChain, real];
+  const context: OpenContext = {
+    ...options,
+    backingChain: chainHere,
+    openBacking: (backingPath, backingFormat) => openInChain(backingPath, options, chainHere, backingFormat),
+  };
   let source: ByteSource = raw;
   const chain: string[] = [];
   try {
-    for (let depth = 0; depth < MAX_NESTING; depth++) {
+    for (let depth = 0; depth < MAX_NESTING && format !== 'raw'; depth++) {
       const head = Buffer.alloc(Math.min(4096, source.size));
       await source.read(head, 0, head.length, 0);
       let matched: ContainerFormat | undefined;
@@ -40,7 +99,7 @@ export async function openImage(path: string): Promise<OpenedImage> {
         }
       }
       if (!matched) break;
-      source = await matched.open(source, path);
+      source = await matched.open(source, path, context);
       chain.push(matched.name);
     }
   } catch (e) {
