@@ -39,7 +39,7 @@ export async function run(): Promise<void> {
 
     heading('ls of the root of a 64 GiB sparse GPT image');
     const big = join(tmp.dir, 'big-gpt.img');
-    sh(`truncate -s 64G ${big} && sgdisk -q -n1:2048:+60G -t1:8300 -n2:0:0 -t2:0700 ${big} >/dev/null`);
+    sh(`truncate -s 64G ${big} && sgdisk -n1:2048:+60G -t1:8300 -n2:0:0 -t2:0700 ${big} >/dev/null`);
     sh(`mkfs.ext4 -q -F -E offset=${2048 * 512},lazy_itable_init=1 ${big} 60G`);
     writeFileSync(join(tmp.dir, 'note'), 'sparse');
     const lsRoot = time(`${loopless} ls ${big} / > /dev/null`);
