@@ -1,9 +1,10 @@
 import type { ContainerFormat } from '../open.js';
 import { qcow2Format } from './qcow2.js';
+import { vhdDynamicFormat, vhdFixedFormat } from './vhd.js';
 
 /**
  * Every container format, probed in this order by openImage. Formats with a
  * magic at offset 0 come first; fixed VHD (a footer at the end) comes last,
  * since its only mark is at the end of what is otherwise a raw disk.
  */
-export const allContainerFormats: ContainerFormat[] = [qcow2Format];
+export const allContainerFormats: ContainerFormat[] = [qcow2Format, vhdDynamicFormat, vhdFixedFormat];
