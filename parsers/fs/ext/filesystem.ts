@@ -26,7 +26,7 @@ import { I_BLOCK_OFFSET, I_BLOCK_SIZE, parseInode, type Inode } from './inode.js
 import { Layout } from './layout.js';
 import { Lru } from './lru.js';
 import type { BlockMapper, BlockRun } from './mapper.js';
-import { formatLabel, formatUuid, parseSuperblock, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, type Superblock } from './superblock.js';
+import { EXT_MAGIC, formatLabel, formatUuid, parseSuperblock, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, type Superblock } from './superblock.js';
 import { findInodeXattr, XATTR_INDEX_SYSTEM } from './xattr.js';
 
 export const ROOT_INO = 2;
@@ -71,10 +71,10 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
 
   static async open(source: ByteSource): Promise<ExtFileSystem> {
     const raw = await readExact(source, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, 'ext superblock');
-    const sb = parseSuperblock(raw);
-    if ((sb.incompat & INCOMPAT.journalDev) !== 0) {
+    if (raw.readUInt16LE(0x38) === EXT_MAGIC && (raw.readUInt32LE(0x60) & INCOMPAT.journalDev) !== 0) {
       throw new UnsupportedError('this is an external ext3/ext4 journal device: it holds no files');
     }
+    const sb = parseSuperblock(raw);
     const unreadable = unreadableIncompatFeatures(sb.incompat);
     if (unreadable.length > 0) {
       throw new UnsupportedError(`${sb.type} feature not supported: ${unreadable.join(', ')}`);
@@ -284,7 +284,8 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
       const at = offset + (pos - position);
       if (run.kind === 'data') {
         const disk = run.physical * bs + within;
-        if (pendingLen > 0 && pendingDisk + pendingLen === disk) {
+        // Merge only when both the disk bytes and the buffer bytes follow on (a hole in between breaks it).
+        if (pendingLen > 0 && pendingDisk + pendingLen === disk && pendingAt + pendingLen === at) {
           pendingLen += bytes;
         } else {
           await flush();

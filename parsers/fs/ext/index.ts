@@ -6,20 +6,19 @@ import type { ByteSource } from '../../source/types.js';
 import type { FileSystem, FsDriver } from '../types.js';
 import { INCOMPAT, classify } from './features.js';
 import { ExtFileSystem } from './filesystem.js';
-import { looksLikeExt, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE } from './superblock.js';
+import { EXT_MAGIC, looksLikeExt, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE } from './superblock.js';
 
 export const extDriver: FsDriver = {
   name: 'ext',
   probe(head: Buffer): string | null {
     if (head.length < SUPERBLOCK_OFFSET + SUPERBLOCK_SIZE) return null;
     const sb = head.subarray(SUPERBLOCK_OFFSET, SUPERBLOCK_OFFSET + SUPERBLOCK_SIZE);
-    if (!looksLikeExt(sb)) return null;
-    const compat = sb.readUInt32LE(0x5c);
     const incompat = sb.readUInt32LE(0x60);
-    const roCompat = sb.readUInt32LE(0x64);
-    // An external journal shares the superblock format but holds no files (blkid calls it jbd).
-    if ((incompat & INCOMPAT.journalDev) !== 0) return 'jbd';
-    return classify(compat, incompat, roCompat);
+    // An external journal shares the superblock format but holds no files and
+    // has no group geometry (blkid calls it jbd).
+    if (sb.readUInt16LE(0x38) === EXT_MAGIC && (incompat & INCOMPAT.journalDev) !== 0) return 'jbd';
+    if (!looksLikeExt(sb)) return null;
+    return classify(sb.readUInt32LE(0x5c), incompat, sb.readUInt32LE(0x64));
   },
   open(source: ByteSource): Promise<FileSystem> {
     return ExtFileSystem.open(source);

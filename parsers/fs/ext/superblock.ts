@@ -4,7 +4,7 @@ import { classify, COMPAT, INCOMPAT, RO_COMPAT } from './features.js';
 /** The primary superblock lives 1024 bytes into the volume, whatever the block size. */
 export const SUPERBLOCK_OFFSET = 1024;
 export const SUPERBLOCK_SIZE = 1024;
-const MAGIC = 0xef53;
+export const EXT_MAGIC = 0xef53;
 
 /** The superblock fields this reader uses, already validated and combined (lo/hi halves). */
 export interface Superblock {
@@ -47,7 +47,7 @@ export function looksLikeExt(sb: Buffer): boolean {
 /** Why the superblock bytes cannot be an ext superblock, or null when they can. */
 function validate(sb: Buffer): string | null {
   if (sb.length < SUPERBLOCK_SIZE) return 'too short';
-  if (sb.readUInt16LE(0x38) !== MAGIC) return 'bad magic (expected 0xEF53)';
+  if (sb.readUInt16LE(0x38) !== EXT_MAGIC) return 'bad magic (expected 0xEF53)';
   const logBlock = sb.readUInt32LE(0x18);
   // 1 KiB .. 64 KiB blocks, as the kernel allows.
   if (logBlock > 6) return `block size 2^(10+${logBlock}) out of range`;

@@ -108,6 +108,8 @@ export function buildTree(root: string, opts: TreeOptions = {}): void {
     execFileSync('mknod', [join(root, 'special', 'null'), 'c', '1', '3']);
     execFileSync('mknod', [join(root, 'special', 'sda1'), 'b', '8', '1']);
     execFileSync('mknod', [join(root, 'special', 'bigdev'), 'c', '300', '70000']);
+    // A bound Unix socket leaves its node behind; Node has no way to make one without listening.
+    execFileSync('python3', ['-c', 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])', join(root, 'special', 'socket')]);
   }
 
   mkdirSync(join(root, 'names'));
@@ -339,4 +341,28 @@ export function debugfsInode(image: string, path: string): number {
   const m = /^Inode: (\d+)/m.exec(run('debugfs', ['-R', `stat "${path}"`, image]));
   if (!m) throw new Error(`debugfs found no inode for ${path}`);
   return Number(m[1]);
+}
+
+/** Byte offset of an inode in the volume, per debugfs imap. */
+export function inodeOffset(image: string, ino: number, blockSize: number): number {
+  const m = /located at block (\d+), offset 0x([0-9a-f]+)/.exec(run('debugfs', ['-R', `imap <${ino}>`, image]));
+  if (!m) throw new Error(`debugfs imap found no inode ${ino}`);
+  return Number(m[1]) * blockSize + parseInt(m[2], 16);
+}
+
+/** Overwrite bytes of an image copy in place. */
+export function patch(image: string, offset: number, bytes: Buffer | number[]): void {
+  const fd = openSync(image, 'r+');
+  try {
+    const b = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes);
+    writeSync(fd, b, 0, b.length, offset);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Metadata blocks of an inode's mapping (indirect blocks, extent tree nodes), per debugfs stat. */
+export function mappingMetadataBlocks(image: string, ino: number): number[] {
+  const text = run('debugfs', ['-R', `stat <${ino}>`, image]);
+  return [...text.matchAll(/\((?:IND|DIND|TIND|ETB\d+)\):(\d+)/g)].map((m) => Number(m[1]));
 }
