@@ -49,6 +49,10 @@ export async function copyToFd(disk: Disk, entry: Entry, fd: number, onProgress?
     position += n;
     which ^= 1;
     pending = position < size ? readAt(position, buffers[which]) : null;
+    // Let the read's promise chain (cached metadata lookups resolve as
+    // microtasks) reach the actual pread before the synchronous writes block
+    // this thread; otherwise reading and writing never overlap.
+    if (pending) await new Promise((resolve) => setImmediate(resolve));
     writeAll(fd, current.subarray(0, n), slice);
     onProgress?.(position);
   }
