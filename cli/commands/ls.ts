@@ -81,7 +81,8 @@ async function list(disk: Disk, path: string, opts: LsOptions): Promise<number> 
   };
   let firstSection = true;
   const queue: Entry[] = [start];
-  const seen = new Set<string>();
+  const keyOf = (e: Entry) => `${e.volume}:${e.stat.ino}`;
+  const seen = new Set<string>([keyOf(start)]);
   while (queue.length) {
     const dir = queue.shift()!;
     let children: Entry[];
@@ -93,7 +94,17 @@ async function list(disk: Disk, path: string, opts: LsOptions): Promise<number> 
     }
     await printDir(dir, children, firstSection);
     firstSection = false;
-    const subdirs = children.filter((c) => c.stat.type === 'dir' && !seen.has(`${c.volume}:${c.stat.ino}`) && (seen.add(`${c.volume}:${c.stat.ino}`), true));
+    // A directory met twice (a corrupt tree that contains its own ancestor) is listed but not entered again.
+    const subdirs: Entry[] = [];
+    for (const c of children) {
+      if (c.stat.type !== 'dir' || c.kind === 'volume' && !c.fs) continue;
+      if (seen.has(keyOf(c))) {
+        onError(c.path, new Error(`${c.path}: directory already listed (a loop in the directory tree); not entered again`));
+        continue;
+      }
+      seen.add(keyOf(c));
+      subdirs.push(c);
+    }
     queue.unshift(...subdirs);
   }
   return failure;

@@ -37,7 +37,7 @@ export async function* walk(disk: Disk, start: Entry, options: WalkOptions = {})
       if (child.kind === 'node') {
         const k = key(child);
         if (seen.has(k)) {
-          options.onError?.(child.path, new Error('directory already visited (a loop in the directory tree); not entered again'));
+          options.onError?.(child.path, new Error(`${child.path}: directory already visited (a loop in the directory tree); not entered again`));
           continue;
         }
         seen.add(k);

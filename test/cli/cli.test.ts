@@ -146,3 +146,22 @@ describe('loopless CLI contract', () => {
     expect(info.volumes[0].fs).toBeNull();
   });
 });
+
+describe('a directory that contains its own ancestor', () => {
+  it('ls -R, ls -R --json and cp -R all end, saying where the loop is', () => {
+    const loopSrc = tmp.path('loop-src');
+    makeTree(loopSrc);
+    const loopImg = tmp.path('loop.img');
+    run('mkfs.ext4', ['-q', '-F', '-d', loopSrc, loopImg, '16M']);
+    // debugfs links the root directory (inode 2) inside a subdirectory: a cycle.
+    run('debugfs', ['-w', '-R', 'ln <2> /docs/deep/up', loopImg]);
+    for (const args of [['ls', loopImg, '/fs', '-R'], ['ls', loopImg, '/fs', '-R', '--json'], ['cp', loopImg, '/fs', tmp.path('loop-out'), '-R']]) {
+      const started = Date.now();
+      const r = cli(args);
+      expect(Date.now() - started, args.join(' ')).toBeLessThan(5000);
+      expect(r.stderr, args.join(' ')).toMatch(/\/fs\/docs\/deep\/up: directory already (listed|copied|visited)/);
+    }
+    const listed = JSON.parse(cli(['ls', loopImg, '/fs', '-R', '--json']).stdout.toString()) as { path: string }[];
+    expect(listed.filter((e) => e.path.startsWith('/fs/docs/deep/up/'))).toEqual([]);
+  });
+});
