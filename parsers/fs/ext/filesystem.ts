@@ -46,6 +46,8 @@ export class ExtNode implements FsNode {
 interface DirListing {
   entries: RawDirEntry[];
   byName: Map<string, number> | null;
+  /** Approximate bytes held (names twice once the index exists), for the cache budget. */
+  weight: number;
 }
 
 export class ExtFileSystem implements FileSystem<ExtNode> {
@@ -53,11 +55,12 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
   private readonly layout: Layout;
   private readonly groups: GroupDescriptors;
   private readonly maxIno: number;
-  private readonly inodes = new Lru<number, ExtNode>(16384);
+  // Weighed in bytes: inodes may be as large as a block.
+  private readonly inodes = new Lru<number, ExtNode>(8 * 1024 * 1024, (n) => n.inode.raw.length + 256);
   private readonly mappers = new Lru<number, BlockMapper>(512);
   private readonly extentNodes = newExtentNodeCache();
   private readonly indirectBlocks = newIndirectBlockCache();
-  private readonly dirs = new Lru<number, DirListing>(256 * 1024, (d) => d.entries.length + 1);
+  private readonly dirs = new Lru<number, DirListing>(32 * 1024 * 1024, (d) => d.weight);
 
   private constructor(
     private readonly source: ByteSource,
@@ -315,7 +318,9 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
     } else {
       await this.parseBlockDir(inode, entries);
     }
-    const listing: DirListing = { entries, byName: null };
+    let weight = 64;
+    for (const e of entries) weight += 96 + 4 * e.name.length;
+    const listing: DirListing = { entries, byName: null, weight };
     this.dirs.set(inode.ino, listing);
     return listing;
   }

@@ -310,6 +310,13 @@ export function probeImage(image: string): string | null {
   }
 }
 
+/** Output of each debugfs command, run in one debugfs process. */
+export function debugfsSections(image: string, commands: string[]): string[] {
+  const text = run('debugfs', ['-f', '-', image], commands.map((c) => `${c}\n`).join(''));
+  // With -f, debugfs echoes each command as "debugfs: <command>" before its output.
+  return text.split(/^debugfs: /m).slice(1).map((section) => section.slice(section.indexOf('\n') + 1));
+}
+
 /** Physical blocks (data and mapping metadata) of each inode, per debugfs, in one debugfs run. */
 export function debugfsBlocks(image: string, inos: number[]): Map<number, number[]> {
   const out = new Map<number, number[]>();
