@@ -6,6 +6,7 @@ import { register as registerLs } from './commands/ls.js';
 import { register as registerCat } from './commands/cat.js';
 import { register as registerCp } from './commands/cp.js';
 import { register as registerStat } from './commands/stat.js';
+import { register as registerMount } from './commands/mount.js';
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -27,7 +28,7 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 corrupt image, 5 unsupported,
 6 destination exists, 7 not a directory / is a directory, 8 verification failed.`,
   );
 
-for (const register of [registerInfo, registerLs, registerCat, registerCp, registerStat]) register(program);
+for (const register of [registerInfo, registerLs, registerCat, registerCp, registerStat, registerMount]) register(program);
 
 // Every command inherits the same exit behaviour.
 for (const cmd of program.commands) cmd.exitOverride();
