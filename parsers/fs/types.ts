@@ -70,6 +70,8 @@ export interface FsInfo {
   freeInodes: number | null;
   /** Longest name the filesystem allows, for statfs. */
   maxNameLength: number;
+  /** Problems found at open that do not stop reading (backup boot region used, truncated volume...), one line each. */
+  warnings?: string[];
 }
 
 export interface FileSystem<N extends FsNode = FsNode> {

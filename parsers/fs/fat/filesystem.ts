@@ -1,0 +1,304 @@
+import { CorruptError, InvalidArgumentError, IsADirectoryError, NotADirectoryError } from '../../errors.js';
+import { CachedSource } from '../../source/cache.js';
+import { readExact } from '../../source/read.js';
+import type { ByteRange, ByteSource } from '../../source/types.js';
+import type { DirEntry, FileSystem, FsInfo, FsNode, Stat } from '../types.js';
+import { formatSerial, parseBpb, type FatGeometry } from './bpb.js';
+import { clusterOffset, readRuns, type ChainOwner, type ClusterHeap, type ClusterRuns } from './cluster-runs.js';
+import {
+  ATTR_ARCHIVE,
+  ATTR_DIRECTORY,
+  ATTR_HIDDEN,
+  ATTR_READ_ONLY,
+  ATTR_SYSTEM,
+  parseFatDirectory,
+  type FatDirRecord,
+} from './dir-entries.js';
+import { DOS_EPOCH_NS, dosTimestampNs } from './dos-time.js';
+import { FatTable } from './fat-table.js';
+import { DirectoryIndex } from './directory-index.js';
+import { LruCache } from './lru.js';
+import { RangeCollector } from './ranges.js';
+
+/** FAT directories are limited to 65536 entries of 32 bytes (fatgen103; Linux enforces the same). */
+const MAX_DIR_BYTES = 65536 * 32;
+/** The inode number of the root, which has no directory entry of its own. */
+const ROOT_INO = 1;
+/** Scanning a FAT for the free count when FSInfo has none is bounded: past this, the count is reported unknown (0). */
+const MAX_FAT_SCAN_BYTES = 256 * 1024 * 1024;
+
+export interface FatNode extends FsNode {
+  readonly stat: Stat;
+  /** First cluster of the file or directory (0: none; the FAT12/16 root lives outside the heap). */
+  readonly firstCluster: number;
+  readonly isRoot: boolean;
+  /** Path from the root, for messages. */
+  readonly path: string;
+  readonly entryOffset: number;
+}
+
+export class FatFileSystem implements FileSystem<FatNode> {
+  private readonly heap: ClusterHeap;
+  private readonly listings = new LruCache<string, DirectoryIndex<FatNode>>(64);
+  /** Cluster runs of recently read files, keyed by directory entry offset; budget in bytes. */
+  private readonly runsCache = new LruCache<number, ClusterRuns>(32 * 1024 * 1024);
+  private readonly rootNode: FatNode;
+
+  private constructor(
+    private readonly volume: ByteSource,
+    private readonly meta: CachedSource,
+    readonly geometry: FatGeometry,
+    private readonly fat: FatTable,
+    private label: string | null,
+    private freeClusters: number,
+    private readonly warnings: string[],
+  ) {
+    this.heap = { heapOffset: geometry.heapOffset, clusterSize: geometry.clusterSize };
+    this.rootNode = {
+      stat: {
+        type: 'dir',
+        size: 0,
+        mode: 0o755,
+        uid: 0,
+        gid: 0,
+        nlink: 1,
+        // The root has no directory entry, so no times.
+        mtimeNs: 0n,
+        atimeNs: 0n,
+        ctimeNs: 0n,
+        birthtimeNs: null,
+        allocatedSize: geometry.type === 'fat32' ? geometry.clusterSize : geometry.rootDirBytes,
+        ino: ROOT_INO,
+      },
+      firstCluster: geometry.rootCluster,
+      isRoot: true,
+      path: '/',
+      entryOffset: 0,
+    };
+  }
+
+  static async open(volume: ByteSource): Promise<FatFileSystem> {
+    const meta = new CachedSource(volume, 64 * 1024, 128);
+    const sector = await readExact(meta, 0, Math.min(512, volume.size), 'FAT boot sector (BPB)');
+    const geometry = parseBpb(sector, volume.size);
+    const fat = new FatTable(volume, {
+      bits: geometry.type === 'fat12' ? 12 : geometry.type === 'fat16' ? 16 : 32,
+      exfat: false,
+      offset: geometry.activeFatOffset,
+      clusterCount: geometry.clusterCount,
+    });
+    const warnings = [...geometry.warnings];
+    const fs = new FatFileSystem(volume, meta, geometry, fat, geometry.bpbLabel, 0, warnings);
+    // The label entry in the root directory is what Windows shows and writes; the BPB copy is often stale.
+    try {
+      const root = await fs.listing(fs.rootNode);
+      if (root.label !== null) fs.label = root.label;
+    } catch (e) {
+      if (!(e instanceof CorruptError)) throw e;
+      warnings.push(`root directory unreadable: ${e.message}`);
+    }
+    fs.freeClusters = await fs.countFreeClusters();
+    return fs;
+  }
+
+  info(): FsInfo {
+    const g = this.geometry;
+    return {
+      type: g.type,
+      label: this.label,
+      uuid: g.serial === null ? null : formatSerial(g.serial),
+      blockSize: g.clusterSize,
+      totalBlocks: g.clusterCount,
+      freeBlocks: this.freeClusters,
+      totalInodes: null,
+      freeInodes: null,
+      maxNameLength: 255,
+      ...(this.warnings.length ? { warnings: [...this.warnings] } : {}),
+    };
+  }
+
+  async root(): Promise<FatNode> {
+    return this.rootNode;
+  }
+
+  async lookup(dir: FatNode, name: string): Promise<FatNode | null> {
+    return (await this.listing(dir)).find(name);
+  }
+
+  async readdir(dir: FatNode): Promise<DirEntry<FatNode>[]> {
+    return [...(await this.listing(dir)).entries];
+  }
+
+  async read(node: FatNode, buffer: Uint8Array, offset: number, length: number, position: number): Promise<number> {
+    if (node.stat.type === 'dir') throw new IsADirectoryError(node.path);
+    const size = node.stat.size;
+    if (position >= size || length <= 0) return 0;
+    const want = Math.min(length, size - position);
+    const runs = await this.fileRuns(node);
+    return readRuns(this.volume, this.heap, runs, buffer, offset, want, position, this.owner(node));
+  }
+
+  async readlink(node: FatNode): Promise<string> {
+    throw new InvalidArgumentError(`${node.path}: not a symbolic link (FAT has none)`);
+  }
+
+  /**
+   * Everything before the cluster heap (boot sector, reserved sectors, all
+   * FATs, the FAT12/16 root directory) plus every cluster whose FAT entry is in
+   * use. Bad clusters hold nothing worth copying and are left out.
+   */
+  async allocatedRanges(): Promise<ByteRange[]> {
+    const ranges = new RangeCollector();
+    const size = this.volume.size;
+    const clip = (start: number, length: number) => {
+      if (start < size) ranges.add(start, Math.min(length, size - start));
+    };
+    clip(0, this.geometry.heapOffset);
+    const cs = this.geometry.clusterSize;
+    await this.fat.scan((cluster, value) => {
+      const kind = this.fat.classify(value);
+      if (kind !== 'free' && kind !== 'bad') clip(clusterOffset(this.heap, cluster), cs);
+    });
+    return ranges.result();
+  }
+
+  async close(): Promise<void> {
+    this.listings.clear();
+    this.runsCache.clear();
+    this.fat.clearCache();
+    await this.meta.close();
+  }
+
+  private owner(node: FatNode): ChainOwner {
+    return { name: node.path, structure: 'FAT directory entry', entryOffset: node.entryOffset };
+  }
+
+  private async fileRuns(node: FatNode): Promise<ClusterRuns> {
+    const cached = this.runsCache.get(node.entryOffset);
+    if (cached) return cached;
+    if (node.firstCluster === 0) {
+      throw new CorruptError('FAT directory entry', node.entryOffset, `${node.path}: a ${node.stat.size}-byte file with no first cluster`);
+    }
+    const needed = Math.ceil(node.stat.size / this.geometry.clusterSize);
+    const runs = await this.fat.chain(node.firstCluster, needed, this.owner(node));
+    this.runsCache.set(node.entryOffset, runs, runs.bytes);
+    return runs;
+  }
+
+  private async listing(dir: FatNode): Promise<DirectoryIndex<FatNode>> {
+    if (dir.stat.type !== 'dir') throw new NotADirectoryError(dir.path);
+    const key = dir.isRoot ? 'root' : `${dir.firstCluster}`;
+    const cached = this.listings.get(key);
+    if (cached) return cached;
+    const { bytes, offsetOf } = await this.directoryBytes(dir);
+    const parsed = parseFatDirectory(bytes, offsetOf);
+    const prefix = dir.isRoot ? '' : dir.path;
+    const index = new DirectoryIndex<FatNode>(
+      parsed.records.map((r) => ({ name: r.name, node: this.nodeFor(r, `${prefix}/${r.name}`), altName: r.shortName })),
+      parsed.label,
+    );
+    this.listings.set(key, index);
+    return index;
+  }
+
+  /** A directory's raw entries, read up to its end-of-directory mark. */
+  private async directoryBytes(dir: FatNode): Promise<{ bytes: Buffer; offsetOf: (i: number) => number }> {
+    const g = this.geometry;
+    if (dir.isRoot && g.type !== 'fat32') {
+      const bytes = await readExact(this.meta, g.rootDirOffset, g.rootDirBytes, 'FAT root directory');
+      return { bytes, offsetOf: (i) => g.rootDirOffset + i * 32 };
+    }
+    if (dir.firstCluster === 0) {
+      throw new CorruptError('FAT directory entry', dir.entryOffset, `${dir.path}: a directory with no first cluster`);
+    }
+    const runs = await this.fat.chain(dir.firstCluster, Math.ceil(MAX_DIR_BYTES / g.clusterSize), this.owner(dir));
+    const parts: Buffer[] = [];
+    for (let i = 0; i < runs.length; i++) {
+      const run = runs.run(i);
+      const part = await readExact(this.meta, clusterOffset(this.heap, run.first), run.count * g.clusterSize, `directory ${dir.path}`);
+      parts.push(part);
+      if (hasEndMark(part)) break;
+    }
+    const cs = g.clusterSize;
+    const offsetOf = (i: number) => {
+      const byte = i * 32;
+      const run = runs.run(runs.find(Math.floor(byte / cs)));
+      return clusterOffset(this.heap, run.first) + (byte - run.fileIndex * cs);
+    };
+    return { bytes: parts.length === 1 ? parts[0] : Buffer.concat(parts), offsetOf };
+  }
+
+  private nodeFor(r: FatDirRecord, path: string): FatNode {
+    const isDir = (r.attributes & ATTR_DIRECTORY) !== 0;
+    const cs = this.geometry.clusterSize;
+    const mtime = dosTimestampNs(r.writeDate, r.writeTime) ?? DOS_EPOCH_NS;
+    const flags: string[] = [];
+    if (r.attributes & ATTR_READ_ONLY) flags.push('read-only');
+    if (r.attributes & ATTR_HIDDEN) flags.push('hidden');
+    if (r.attributes & ATTR_SYSTEM) flags.push('system');
+    if (r.attributes & ATTR_ARCHIVE) flags.push('archive');
+    const size = isDir ? 0 : r.size;
+    return {
+      stat: {
+        type: isDir ? 'dir' : 'file',
+        size,
+        mode: isDir ? 0o755 : r.attributes & ATTR_READ_ONLY ? 0o444 : 0o644,
+        uid: 0,
+        gid: 0,
+        nlink: 1,
+        mtimeNs: mtime,
+        // FAT keeps only the date of the last access.
+        atimeNs: dosTimestampNs(r.accessDate, 0) ?? mtime,
+        // No change time on FAT: the modification time stands in, as on Linux.
+        ctimeNs: mtime,
+        birthtimeNs: dosTimestampNs(r.creationDate, r.creationTime, r.creationCentiseconds),
+        allocatedSize: r.firstCluster === 0 ? 0 : isDir ? cs : Math.ceil(size / cs) * cs,
+        ino: r.entryOffset,
+        flags,
+      },
+      firstCluster: r.firstCluster,
+      isRoot: false,
+      path,
+      entryOffset: r.entryOffset,
+    };
+  }
+
+  private async countFreeClusters(): Promise<number> {
+    const g = this.geometry;
+    if (g.fsInfoSector) {
+      const free = await this.fsInfoFreeCount();
+      if (free !== null) return free;
+    }
+    if (this.fat.byteLength > MAX_FAT_SCAN_BYTES) {
+      this.warnings.push('free space unknown: FSInfo holds no free count and the FAT is too large to scan at open');
+      return 0;
+    }
+    let free = 0;
+    try {
+      await this.fat.scan((_, value) => {
+        if (value === 0) free++;
+      });
+    } catch (e) {
+      if (!(e instanceof CorruptError)) throw e;
+      this.warnings.push(`free space unknown: ${e.message}`);
+    }
+    return free;
+  }
+
+  /** FAT32's FSInfo sector caches the free cluster count; 0xFFFFFFFF (or a count above the total) means unknown. */
+  private async fsInfoFreeCount(): Promise<number | null> {
+    const g = this.geometry;
+    const at = g.fsInfoSector * g.bytesPerSector;
+    if (at + 512 > this.volume.size) return null;
+    const s = await readExact(this.meta, at, 512, 'FAT32 FSInfo sector');
+    if (s.readUInt32LE(0) !== 0x41615252 || s.readUInt32LE(484) !== 0x61417272) return null;
+    const free = s.readUInt32LE(488);
+    return free <= g.clusterCount ? free : null;
+  }
+}
+
+/** True when some 32-byte entry starts with 0: the end-of-directory mark. */
+function hasEndMark(part: Buffer): boolean {
+  for (let i = 0; i < part.length; i += 32) if (part[i] === 0) return true;
+  return false;
+}
