@@ -141,7 +141,3 @@ export function formatLabel(bytes: Buffer): string | null {
   const label = bytes.subarray(0, end === -1 ? bytes.length : end).toString('utf8');
   return label.length > 0 ? label : null;
 }
-
-export function hasFeature(sb: Superblock, kind: 'compat' | 'incompat' | 'roCompat', flag: number): boolean {
-  return (sb[kind] & flag) !== 0;
-}
