@@ -54,6 +54,14 @@ const variants: Variant[] = [
   { name: 'ext4 inline_data', kind: 'ext4', args: ['-O', 'inline_data', '-b', '4096'], sizeMiB: 48, type: 'ext4', blockSize: 4096, inline: true },
   { name: 'ext4 sparse_super2', kind: 'ext4', args: ['-O', 'sparse_super2', '-b', '1024'], sizeMiB: 48, type: 'ext4', blockSize: 1024 },
   { name: 'ext4 bigalloc (16 KiB clusters)', kind: 'ext4', args: ['-O', 'bigalloc', '-C', '16384', '-b', '4096'], sizeMiB: 64, type: 'ext4', blockSize: 4096 },
+  {
+    name: 'ext4 with recent features (quota, project, ea_inode, large_dir, encrypt, casefold, orphan_file, verity)',
+    kind: 'ext4',
+    args: ['-b', '4096', '-O', 'quota,project,ea_inode,large_dir,encrypt,casefold,stable_inodes,orphan_file,verity'],
+    sizeMiB: 48,
+    type: 'ext4',
+    blockSize: 4096,
+  },
   { name: 'ext4 64 KiB blocks', kind: 'ext4', args: ['-b', '65536'], sizeMiB: 160, type: 'ext4', blockSize: 65536 },
 ];
 
