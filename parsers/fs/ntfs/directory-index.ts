@@ -16,7 +16,36 @@ const MAX_BITMAP = 16 * 1024 * 1024;
 
 export interface IndexEntry {
   file: FileReference;
-  key: FileName;
+  name: string;
+  nameSpace: number;
+  /** The whole $FILE_NAME key (sizes, times), decoded only when needed. */
+  key: Buffer;
+}
+
+/** The full $FILE_NAME of an entry (times and sizes as the directory last recorded them). */
+export function entryFileName(entry: IndexEntry): FileName {
+  return parseFileName(entry.key)!;
+}
+
+/** Parsed index blocks shared by all directories of a volume, least recently used first. */
+export class IndexBlockCache {
+  private readonly blocks = new Map<string, NodeEntry[]>();
+  constructor(private readonly capacity = 512) {}
+  get(key: string): NodeEntry[] | undefined {
+    const hit = this.blocks.get(key);
+    if (hit) {
+      this.blocks.delete(key);
+      this.blocks.set(key, hit);
+    }
+    return hit;
+  }
+  set(key: string, value: NodeEntry[]): void {
+    this.blocks.set(key, value);
+    if (this.blocks.size > this.capacity) this.blocks.delete(this.blocks.keys().next().value as string);
+  }
+  clear(): void {
+    this.blocks.clear();
+  }
 }
 
 interface NodeEntry {
@@ -31,6 +60,7 @@ export interface IndexContext {
   defaultBlockSize: number;
   metadata: ByteSource;
   upcase: UpCase;
+  blockCache: IndexBlockCache;
 }
 
 /**
@@ -113,7 +143,7 @@ export class DirectoryIndex {
     const visited = new Set<number>();
     const search = async (nodes: NodeEntry[], depth: number): Promise<void> => {
       for (const n of nodes) {
-        const c = n.entry ? this.ctx.upcase.compare(name, n.entry.key.name) : -1;
+        const c = n.entry ? this.ctx.upcase.compare(name, n.entry.name) : -1;
         if (c > 0) continue;
         if (n.child !== null) await search(await this.block(n.child, visited, depth + 1), depth + 1);
         if (c < 0) return;
@@ -143,6 +173,9 @@ export class DirectoryIndex {
     if (visited.has(vcn)) throw new CorruptError(structure, where, 'index loop: block reached twice');
     if (depth > MAX_DEPTH) throw new CorruptError(structure, where, `index tree deeper than ${MAX_DEPTH} levels`);
     visited.add(vcn);
+    const cacheKey = `${this.recordNumber}:${vcn}`;
+    const cached = this.ctx.blockCache.get(cacheKey);
+    if (cached) return cached;
     if (!Number.isSafeInteger(pos) || pos % this.blockSize !== 0 || pos + this.blockSize > alloc.size) {
       throw new CorruptError(structure, where, `VCN outside the ${alloc.size}-byte index allocation`);
     }
@@ -156,7 +189,9 @@ export class DirectoryIndex {
     applyFixups(b, 'INDX', structure, where);
     const ownVcn = b.readBigUInt64LE(0x10);
     if (ownVcn !== BigInt(vcn)) throw new CorruptError(structure, where + 0x10, `block says it is VCN ${ownVcn}`);
-    return parseNode(b, 0x18, b.length, structure, where);
+    const nodes = parseNode(b, 0x18, b.length, structure, where);
+    this.ctx.blockCache.set(cacheKey, nodes);
+    return nodes;
   }
 }
 
@@ -187,9 +222,20 @@ function parseNode(b: Buffer, header: number, limit: number, structure: string, 
       nodes.push({ entry: null, child });
       return nodes;
     }
-    const key = 0x10 + keyLength <= length ? parseFileName(b, at + 0x10, keyLength) : null;
-    if (!key) throw new CorruptError(structure, offset + at, `index entry key of ${keyLength} bytes is not a valid $FILE_NAME`);
-    nodes.push({ entry: { file: readFileReference(b, at), key }, child });
+    const key = at + 0x10;
+    const nameLength = keyLength >= 0x42 ? b[key + 0x40] : 0;
+    if (keyLength < 0x42 || 0x10 + keyLength > length || 0x42 + nameLength * 2 > keyLength) {
+      throw new CorruptError(structure, offset + at, `index entry key of ${keyLength} bytes is not a valid $FILE_NAME`);
+    }
+    nodes.push({
+      entry: {
+        file: readFileReference(b, at),
+        name: b.toString('utf16le', key + 0x42, key + 0x42 + nameLength * 2),
+        nameSpace: b[key + 0x41],
+        key: b.subarray(key, key + keyLength),
+      },
+      child,
+    });
     at += length;
   }
   // No end marker within the bytes in use: keep what was read.

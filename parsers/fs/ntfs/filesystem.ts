@@ -12,7 +12,7 @@ import type { ByteRange, ByteSource } from '../../source/types.js';
 import type { DirEntry, FileSystem, FsInfo } from '../types.js';
 import { extentsOf } from './attribute-list.js';
 import { isNtfsBootSector, parseBootSector, serialToUuid, type NtfsGeometry } from './boot.js';
-import { DirectoryIndex, type IndexEntry } from './directory-index.js';
+import { DirectoryIndex, IndexBlockCache, type IndexEntry } from './directory-index.js';
 import { NameSpace } from './file-name.js';
 import { Mft } from './mft.js';
 import { buildNode, NtfsNode, placeholderNode, type NodeContext } from './node.js';
@@ -60,15 +60,17 @@ async function readGeometry(source: ByteSource): Promise<NtfsGeometry> {
 export class NtfsFileSystem implements FileSystem<NtfsNode> {
   private readonly nodes = new Map<number, Promise<NtfsNode>>();
   private readonly listings = new Map<number, Promise<IndexEntry[]>>();
+  private readonly blockCache = new IndexBlockCache();
   private ranges: Promise<ByteRange[]> | null = null;
   private readonly ctx: NodeContext;
+  /** Collation table: the volume's $UpCase, or (when unreadable) a built-in one made on first use. */
+  private upcaseTable: UpCase | null = null;
 
   private constructor(
     private readonly source: ByteSource,
     private readonly metadata: CachedSource,
     readonly geometry: NtfsGeometry,
     private readonly mft: Mft,
-    private upcase: UpCase,
     private fsInfo: FsInfo,
   ) {
     this.ctx = { clusterSize: geometry.clusterSize, totalClusters: geometry.totalClusters, metadata, data: source };
@@ -89,16 +91,20 @@ export class NtfsFileSystem implements FileSystem<NtfsNode> {
       freeInodes: null,
       maxNameLength: 255,
     };
-    const fs = new NtfsFileSystem(source, metadata, geometry, mft, UpCase.builtin(), info);
+    const fs = new NtfsFileSystem(source, metadata, geometry, mft, info);
     // The root must work, or there is nothing to browse.
     const root = await fs.node(Record.root);
     if (root.stat.type !== 'dir') throw new CorruptError('NTFS MFT record 5', 0, 'the root directory record is not a directory');
     // The rest is best effort: a damaged $UpCase, $Volume or $Bitmap must not hide the files.
-    fs.upcase = (await fs.loadUpcase().catch(() => null)) ?? fs.upcase;
+    fs.upcaseTable = await fs.loadUpcase().catch(() => null);
     info.label = await fs.loadLabel().catch(() => null);
     info.freeBlocks = await fs.countFreeClusters().catch(() => 0);
     info.freeInodes = await fs.countFreeRecords().catch(() => null);
     return fs;
+  }
+
+  private get upcase(): UpCase {
+    return (this.upcaseTable ??= UpCase.builtin());
   }
 
   private async loadUpcase(): Promise<UpCase | null> {
@@ -206,7 +212,7 @@ export class NtfsFileSystem implements FileSystem<NtfsNode> {
       throw new CorruptError(
         `NTFS MFT record ${entry.file.record}`,
         0,
-        `directory entry "${entry.key.name}" expects sequence ${entry.file.sequence}, the record has ${node.sequence} (stale entry)`,
+        `directory entry "${entry.name}" expects sequence ${entry.file.sequence}, the record has ${node.sequence} (stale entry)`,
       );
     }
     return node;
@@ -225,6 +231,7 @@ export class NtfsFileSystem implements FileSystem<NtfsNode> {
         defaultBlockSize: this.geometry.indexRecordSize,
         metadata: this.metadata,
         upcase: this.upcase,
+        blockCache: this.blockCache,
       },
       dir.indexAttributes,
       dir.record,
@@ -244,16 +251,16 @@ export class NtfsFileSystem implements FileSystem<NtfsNode> {
 
   /** Metafiles: the $-files in the root (records below 24) and everything inside $Extend. */
   private isMetafile(dir: NtfsNode, entry: IndexEntry): boolean {
-    return (dir.record === Record.root && entry.file.record < Record.firstUser && entry.key.name.startsWith('$')) || dir.record === Record.extend;
+    return (dir.record === Record.root && entry.file.record < Record.firstUser && entry.name.startsWith('$')) || dir.record === Record.extend;
   }
 
   async readdir(dir: NtfsNode, options?: { all?: boolean }): Promise<DirEntry<NtfsNode>[]> {
     const entries = await this.listing(dir);
     const seen = new Set<string>();
     const wanted = entries.filter((e) => {
-      const name = e.key.name;
+      const name = e.name;
       // DOS 8.3 aliases duplicate a long name; "." is the root's entry for itself.
-      if (e.key.nameSpace === NameSpace.dos || name === '' || name === '.' || name === '..' || /[/\0]/.test(name)) return false;
+      if (e.nameSpace === NameSpace.dos || name === '' || name === '.' || name === '..' || /[/\0]/.test(name)) return false;
       if (!options?.all && this.isMetafile(dir, e)) return false;
       const key = `${e.file.record}/${name}`;
       if (seen.has(key)) return false;
@@ -271,7 +278,7 @@ export class NtfsFileSystem implements FileSystem<NtfsNode> {
           }),
         ),
       );
-      batch.forEach((e, j) => out.push({ name: e.key.name, node: nodes[j] }));
+      batch.forEach((e, j) => out.push({ name: e.name, node: nodes[j] }));
     }
     return out;
   }
@@ -281,7 +288,7 @@ export class NtfsFileSystem implements FileSystem<NtfsNode> {
     const candidates = await this.directoryIndex(dir).find(name);
     // Exact spelling first; otherwise Windows' case-insensitive match, which
     // POSIX-namespace names (case-sensitive by definition) do not take part in.
-    const pick = candidates.find((c) => c.key.name === name) ?? candidates.find((c) => c.key.nameSpace !== NameSpace.posix);
+    const pick = candidates.find((c) => c.name === name) ?? candidates.find((c) => c.nameSpace !== NameSpace.posix);
     return pick ? this.entryNode(pick) : null;
   }
 
@@ -346,6 +353,7 @@ export class NtfsFileSystem implements FileSystem<NtfsNode> {
   async close(): Promise<void> {
     this.nodes.clear();
     this.listings.clear();
+    this.blockCache.clear();
     await this.metadata.close();
   }
 }

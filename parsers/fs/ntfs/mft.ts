@@ -99,8 +99,11 @@ export class Mft {
     if (!Number.isSafeInteger(number) || number < 0 || number >= this.recordCount) {
       throw new CorruptError('NTFS MFT', this.stream.physicalOffset(0) ?? 0, `record ${number} referenced, but the MFT holds ${this.recordCount} records`);
     }
-    const buf = Buffer.alloc(size);
-    await this.stream.read(this.metadata, buf, 0, size, number * size);
+    // A buffer per record: parsed attributes keep views into it.
+    const buf = Buffer.allocUnsafe(size);
+    if ((await this.stream.read(this.metadata, buf, 0, size, number * size)) !== size) {
+      throw new CorruptError('NTFS MFT', this.stream.physicalOffset(0) ?? 0, `record ${number} lies past the end of the MFT data`);
+    }
     const offset = this.stream.physicalOffset(number * size) ?? 0;
     try {
       return parseMftRecord(buf, number, offset);

@@ -2,8 +2,7 @@ import type { LooplessError } from '../../errors.js';
 import type { ByteSource } from '../../source/types.js';
 import type { FsNode, Stat } from '../types.js';
 import { extentsOf } from './attribute-list.js';
-import type { DirectoryIndex, IndexEntry } from './directory-index.js';
-import { I30 } from './directory-index.js';
+import { entryFileName, I30, type DirectoryIndex, type IndexEntry } from './directory-index.js';
 import { NameSpace, ntfsTimeToNs, parseFileName, type FileName } from './file-name.js';
 import { AttrType, RecordFlag, type Attribute, type MftRecord } from './record.js';
 import { INTERIX_MAX_SIZE, interpretInterix, interpretReparse } from './reparse.js';
@@ -178,7 +177,7 @@ export async function buildNode(ctx: NodeContext, record: MftRecord, attributes:
  * and the damage is visible; reading it reports the error.
  */
 export function placeholderNode(entry: IndexEntry, error: LooplessError): NtfsNode {
-  const k = entry.key;
+  const k = entryFileName(entry);
   const stat: Stat = {
     type: 'other',
     size: k.dataSize,

@@ -150,8 +150,8 @@ function parseAttribute(a: Buffer, recordNumber: number, offset: number, structu
     const valueLength = a.readUInt32LE(0x10);
     const valueOffset = a.readUInt16LE(0x14);
     if (valueOffset + valueLength > a.length) fail(0x10, `resident value (${valueLength} bytes at ${valueOffset}) outside the attribute`);
-    // Copy: the record buffer may be cached and reused.
-    return { ...common, resident: true, value: Buffer.from(a.subarray(valueOffset, valueOffset + valueLength)) };
+    // A view, not a copy: each record is read into a buffer of its own.
+    return { ...common, resident: true, value: a.subarray(valueOffset, valueOffset + valueLength) };
   }
   if (nonResident !== 1) fail(8, `invalid non-resident flag ${nonResident}`);
   if (a.length < 0x40) fail(4, `non-resident attribute of only ${a.length} bytes`);
@@ -176,7 +176,7 @@ function parseAttribute(a: Buffer, recordNumber: number, offset: number, structu
     dataSize: readSize(a, 0x30, structure, offset),
     initializedSize: readSize(a, 0x38, structure, offset),
     compressedSize: headerEnd === 0x48 ? readSize(a, 0x40, structure, offset) : null,
-    mappingPairs: Buffer.from(a.subarray(pairsOffset)),
+    mappingPairs: a.subarray(pairsOffset),
     mappingPairsOffset: offset + pairsOffset,
   };
 }
