@@ -93,7 +93,7 @@ export async function fuzzVolume(opts: FuzzOptions): Promise<FuzzResult> {
           worker.off('message', onMessage).off('error', onError).off('exit', onExit);
         }
         worker.on('message', onMessage).on('error', onError).on('exit', onExit);
-        worker.postMessage({ bytes }, [bytes.buffer]);
+        worker.postMessage({ bytes }, [bytes.buffer as ArrayBuffer]);
       });
       if (typeof outcome === 'string') {
         failures.push(`seed ${opts.seed} round ${round}: ${outcome}`);
