@@ -17,7 +17,7 @@ import { readExact, readZeroPadded } from '../read.js';
 import type { ByteRange, ByteSource } from '../types.js';
 import { ChunkedSource, type ChunkIndex } from './chunked.js';
 import { IndexWriter, cacheDirectory, indexKey, loadIndex } from './index-cache.js';
-import { RangeCollector } from './ranges.js';
+import { Progress, ZeroMap } from './progress.js';
 
 /**
  * gzip with random access, after zlib's examples/zran.c: one full pass builds
@@ -34,7 +34,6 @@ import { RangeCollector } from './ranges.js';
  */
 const SPAN = 1024 * 1024;
 const WINDOW = 32 * 1024;
-const GRANULE = 64 * 1024;
 const INPUT_CHUNK = 1024 * 1024;
 const OUTPUT_CHUNK = 256 * 1024;
 /** One deflate block can expand without bound; a span longer than this is refused, not allocated. */
@@ -79,55 +78,6 @@ async function memberHeader(inner: ByteSource, at: number): Promise<number> {
   if (flags & 2) p += 2;
   if (at + p > inner.size) throw new CorruptError(S, at, 'truncated header (truncated file?)');
   return at + p;
-}
-
-class Progress {
-  private next = 0;
-  constructor(
-    private readonly context: OpenContext,
-    private readonly phase: string,
-    private readonly total: number,
-  ) {}
-  update(done: number): void {
-    if (!this.context.onProgress || (done < this.next && done < this.total)) return;
-    this.next = done + Math.max(1 << 20, this.total / 200);
-    this.context.onProgress({ phase: this.phase, done, total: this.total });
-  }
-}
-
-/** Marks which granules of the output hold non-zero bytes, as the output streams by. */
-export class ZeroMap {
-  private readonly ranges = new RangeCollector();
-  private granuleNonZero = false;
-  private position = 0;
-  private static readonly zeros = Buffer.alloc(OUTPUT_CHUNK);
-
-  feed(data: Uint8Array): void {
-    let at = 0;
-    while (at < data.length) {
-      const granuleEnd = (Math.floor(this.position / GRANULE) + 1) * GRANULE;
-      const n = Math.min(data.length - at, granuleEnd - this.position, OUTPUT_CHUNK);
-      if (!this.granuleNonZero && Buffer.compare(data.subarray(at, at + n), ZeroMap.zeros.subarray(0, n)) !== 0) {
-        this.granuleNonZero = true;
-      }
-      at += n;
-      this.position += n;
-      if (this.position === granuleEnd) this.flush();
-    }
-  }
-
-  private flush(): void {
-    if (this.granuleNonZero) {
-      const start = Math.floor((this.position - 1) / GRANULE) * GRANULE;
-      this.ranges.add(start, this.position - start);
-    }
-    this.granuleNonZero = false;
-  }
-
-  result(): ByteRange[] {
-    if (this.position % GRANULE !== 0) this.flush();
-    return this.ranges.result();
-  }
 }
 
 /** The full pass: inflate everything once, recording checkpoints and windows. */

@@ -3,6 +3,7 @@ import { gzipFormat } from './gzip.js';
 import { qcow2Format } from './qcow2.js';
 import { vdiFormat } from './vdi.js';
 import { vhdxFormat } from './vhdx.js';
+import { xzFormat } from './xz.js';
 import { vmdkDescriptorFormat, vmdkSparseFormat } from './vmdk.js';
 import { vhdDynamicFormat, vhdFixedFormat } from './vhd.js';
 
@@ -11,4 +12,4 @@ import { vhdDynamicFormat, vhdFixedFormat } from './vhd.js';
  * magic at offset 0 come first; fixed VHD (a footer at the end) comes last,
  * since its only mark is at the end of what is otherwise a raw disk.
  */
-export const allContainerFormats: ContainerFormat[] = [qcow2Format, vhdxFormat, vmdkSparseFormat, vmdkDescriptorFormat, vdiFormat, gzipFormat, vhdDynamicFormat, vhdFixedFormat];
+export const allContainerFormats: ContainerFormat[] = [qcow2Format, vhdxFormat, vmdkSparseFormat, vmdkDescriptorFormat, vdiFormat, gzipFormat, xzFormat, vhdDynamicFormat, vhdFixedFormat];
