@@ -1,4 +1,5 @@
 import type { ContainerFormat } from '../open.js';
+import { bzip2Format } from './bzip2.js';
 import { gzipFormat } from './gzip.js';
 import { qcow2Format } from './qcow2.js';
 import { vdiFormat } from './vdi.js';
@@ -13,4 +14,4 @@ import { vhdDynamicFormat, vhdFixedFormat } from './vhd.js';
  * magic at offset 0 come first; fixed VHD (a footer at the end) comes last,
  * since its only mark is at the end of what is otherwise a raw disk.
  */
-export const allContainerFormats: ContainerFormat[] = [qcow2Format, vhdxFormat, vmdkSparseFormat, vmdkDescriptorFormat, vdiFormat, gzipFormat, xzFormat, zstdFormat, vhdDynamicFormat, vhdFixedFormat];
+export const allContainerFormats: ContainerFormat[] = [qcow2Format, vhdxFormat, vmdkSparseFormat, vmdkDescriptorFormat, vdiFormat, gzipFormat, xzFormat, zstdFormat, bzip2Format, vhdDynamicFormat, vhdFixedFormat];
