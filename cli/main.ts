@@ -7,6 +7,8 @@ import { register as registerCat } from './commands/cat.js';
 import { register as registerCp } from './commands/cp.js';
 import { register as registerStat } from './commands/stat.js';
 import { register as registerMount } from './commands/mount.js';
+import { register as registerServe } from './commands/serve.js';
+import { register as registerUser } from './commands/user.js';
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -28,7 +30,7 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 corrupt image, 5 unsupported,
 6 destination exists, 7 not a directory / is a directory, 8 verification failed.`,
   );
 
-for (const register of [registerInfo, registerLs, registerCat, registerCp, registerStat, registerMount]) register(program);
+for (const register of [registerInfo, registerLs, registerCat, registerCp, registerStat, registerMount, registerServe, registerUser]) register(program);
 
 // Every command inherits the same exit behaviour.
 for (const cmd of program.commands) cmd.exitOverride();

@@ -1,0 +1,126 @@
+import { stat } from 'node:fs/promises';
+import { Disk } from '../parsers/vfs/index.js';
+
+/** A Disk lent to one request. Release it exactly when the request's last read is done. */
+export interface DiskLease {
+  readonly disk: Disk;
+  /** Identity of the image file's current contents (device, inode, size, times). */
+  readonly signature: string;
+  release(): void;
+}
+
+interface Slot {
+  path: string;
+  signature: string;
+  opening: Promise<Disk>;
+  disk: Disk | null;
+  leases: number;
+  /** No longer handed out (evicted or the file changed); closed when the last lease returns. */
+  retired: boolean;
+}
+
+/**
+ * Opened Disks kept for reuse, at most `capacity` of them (least recently used
+ * go first). A Disk still read by a download is never closed under it: it is
+ * retired and closed when its last lease is released. Before each use the
+ * image file is stat'ed; when it changed (replaced, rewritten) it is reopened.
+ * A failed open is remembered for that same file state, so a corrupt image is
+ * not re-parsed on every request.
+ */
+export class DiskPool {
+  private readonly slots = new Map<string, Slot>();
+  private closed = false;
+
+  constructor(private readonly capacity = 8) {}
+
+  async acquire(path: string): Promise<DiskLease> {
+    if (this.closed) throw new Error('server is shutting down');
+    const signature = await fileSignature(path);
+    let slot = this.slots.get(path);
+    if (slot && slot.signature !== signature) {
+      this.retire(slot);
+      slot = undefined;
+    }
+    if (!slot) {
+      slot = { path, signature, opening: Disk.open(path), disk: null, leases: 0, retired: false };
+      const s = slot;
+      s.opening.then(
+        (d) => {
+          s.disk = d;
+          if (s.retired && s.leases === 0) void closeQuietly(d);
+        },
+        () => {},
+      );
+    }
+    // Most recently used last.
+    this.slots.delete(path);
+    this.slots.set(path, slot);
+    slot.leases++;
+    let disk: Disk;
+    try {
+      disk = await slot.opening;
+    } catch (e) {
+      slot.leases--;
+      throw e;
+    }
+    this.evict();
+    let released = false;
+    const s = slot;
+    return {
+      disk,
+      signature,
+      release: () => {
+        if (released) return;
+        released = true;
+        s.leases--;
+        if (s.retired && s.leases === 0) void closeQuietly(disk);
+      },
+    };
+  }
+
+  /** Number of open Disks (tests and the bench look at this). */
+  get openCount(): number {
+    return [...this.slots.values()].filter((s) => s.disk).length;
+  }
+
+  /** Leases not yet released, over all Disks still in the pool. */
+  get leaseCount(): number {
+    return [...this.slots.values()].reduce((n, s) => n + s.leases, 0);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const all = [...this.slots.values()];
+    this.slots.clear();
+    for (const s of all) {
+      s.retired = true;
+      if (s.disk) await closeQuietly(s.disk);
+    }
+  }
+
+  private evict(): void {
+    for (const slot of this.slots.values()) {
+      if (this.slots.size <= this.capacity) return;
+      this.retire(slot);
+    }
+  }
+
+  private retire(slot: Slot): void {
+    this.slots.delete(slot.path);
+    slot.retired = true;
+    if (slot.leases === 0 && slot.disk) void closeQuietly(slot.disk);
+  }
+}
+
+export async function fileSignature(path: string): Promise<string> {
+  const st = await stat(path, { bigint: true });
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+}
+
+async function closeQuietly(disk: Disk): Promise<void> {
+  try {
+    await disk.close();
+  } catch {
+    // closing a read-only file cannot lose data; nothing to report
+  }
+}
