@@ -16,6 +16,7 @@ import { Progress, ZeroMap } from './progress.js';
  * made for decoding single blocks).
  */
 const BLOCK_MAGIC = 0x314159265359n;
+const END_MAGIC = 0x177245385090n;
 const SCAN_CHUNK = 4 * 1024 * 1024;
 /** A block holds at most 900 kB before Huffman coding: its compressed form fits in this. */
 const MAX_COMPRESSED_BLOCK = 2 * 1024 * 1024;
@@ -37,20 +38,36 @@ function isHeader(h: unknown): h is Bz2IndexHeader {
   return x.bit.length > 0 && x.out[0] === 0;
 }
 
-/** For each bit alignment, the 5 bytes of the magic that are whole bytes there (bytes 1..5 of 7). */
-const PATTERNS = Array.from({ length: 8 }, (_, shift) => {
-  const v = BLOCK_MAGIC << BigInt(8 - shift);
-  const bytes = Buffer.alloc(7);
-  for (let i = 0; i < 7; i++) bytes[i] = Number((v >> BigInt(8 * (6 - i))) & 0xffn);
-  return bytes.subarray(1, 6);
-});
+/** For each bit alignment, the 5 bytes of a 48-bit magic that are whole bytes there (bytes 1..5 of 7). */
+function patterns(magic: bigint): Buffer[] {
+  return Array.from({ length: 8 }, (_, shift) => {
+    const v = magic << BigInt(8 - shift);
+    const bytes = Buffer.alloc(7);
+    for (let i = 0; i < 7; i++) bytes[i] = Number((v >> BigInt(8 * (6 - i))) & 0xffn);
+    return bytes.subarray(1, 6);
+  });
+}
+const BLOCK_PATTERNS = patterns(BLOCK_MAGIC);
+const END_PATTERNS = patterns(END_MAGIC);
 
-function magicAt(buf: Buffer, bit: number): boolean {
+function magicAt(buf: Buffer, bit: number, magic = BLOCK_MAGIC): boolean {
   const byte = Math.floor(bit / 8);
   if (byte + 7 > buf.length) return false;
   let v = 0n;
   for (let i = 0; i < 7; i++) v = (v << 8n) | BigInt(buf[byte + i]);
-  return ((v >> BigInt(8 - (bit % 8))) & 0xffffffffffffn) === BLOCK_MAGIC;
+  return ((v >> BigInt(8 - (bit % 8))) & 0xffffffffffffn) === magic;
+}
+
+/** Bit positions in `buf` (which starts at byte `base` of the file) where `magic` appears, below `limitBit`. */
+function findMagic(buf: Buffer, base: number, magic: bigint, table: Buffer[], limitBit: number): number[] {
+  const hits: number[] = [];
+  for (let shift = 0; shift < 8; shift++) {
+    for (let i = buf.indexOf(table[shift], 1); i >= 0; i = buf.indexOf(table[shift], i + 1)) {
+      const bitInBuf = (i - 1) * 8 + shift;
+      if (bitInBuf < limitBit && magicAt(buf, bitInBuf, magic)) hits.push(base * 8 + bitInBuf);
+    }
+  }
+  return hits.sort((a, b) => a - b);
 }
 
 /** Every bit position where the block magic appears, in order. */
@@ -59,16 +76,7 @@ async function scanCandidates(inner: ByteSource, progress: Progress): Promise<nu
   for (let base = 0; base < inner.size; base += SCAN_CHUNK) {
     // Overlap by 8 bytes so a magic across the chunk edge is seen once.
     const buf = await readZeroPadded(inner, base, Math.min(SCAN_CHUNK + 8, inner.size - base));
-    const hits: number[] = [];
-    for (let shift = 0; shift < 8; shift++) {
-      const pattern = PATTERNS[shift];
-      for (let i = buf.indexOf(pattern, 1); i >= 0; i = buf.indexOf(pattern, i + 1)) {
-        const bitInBuf = (i - 1) * 8 + shift;
-        if (bitInBuf < SCAN_CHUNK * 8 && magicAt(buf, bitInBuf)) hits.push(base * 8 + bitInBuf);
-      }
-    }
-    hits.sort((a, b) => a - b);
-    found.push(...hits);
+    found.push(...findMagic(buf, base, BLOCK_MAGIC, BLOCK_PATTERNS, SCAN_CHUNK * 8));
     progress.update(Math.floor(Math.min(inner.size, base + SCAN_CHUNK) / 2));
   }
   return found;
@@ -93,13 +101,11 @@ async function buildIndex(inner: ByteSource, context: OpenContext): Promise<Bz2I
   const zeroMap = new ZeroMap();
   let total = 0;
   for (const bit of candidates) {
-    let data: Buffer;
-    try {
-      data = await decodeBlockAt(inner, bit);
-    } catch {
-      continue; // the magic inside compressed data, not a block
-    }
-    if (data.length === 0) continue;
+    // A 48-bit pattern inside compressed data by chance is about as rare as a
+    // hash collision; a block that does not decode is reported, not skipped,
+    // since skipping a real block would shift every byte after it.
+    const data = await decodeBlockAt(inner, bit);
+    if (data.length === 0) throw new CorruptError('bzip2 block', Math.floor(bit / 8), 'block decodes to nothing');
     header.bit.push(bit);
     header.out.push(total);
     total += data.length;
@@ -107,6 +113,12 @@ async function buildIndex(inner: ByteSource, context: OpenContext): Promise<Bz2I
     progress.update(Math.floor(inner.size / 2 + bit / 16));
   }
   if (header.bit.length === 0) throw new CorruptError('bzip2 stream', 0, 'no decodable block');
+  // A stream cut between two blocks still decodes: only the end-of-stream marker tells.
+  const lastByte = Math.floor(header.bit[header.bit.length - 1] / 8);
+  const tail = await readZeroPadded(inner, lastByte, Math.min(inner.size - lastByte, 2 * MAX_COMPRESSED_BLOCK));
+  if (findMagic(tail, lastByte, END_MAGIC, END_PATTERNS, tail.length * 8).length === 0) {
+    throw new CorruptError('bzip2 stream', inner.size, 'no end-of-stream marker after the last block (truncated file?)');
+  }
   header.size = total;
   header.allocated = zeroMap.result().map((r) => [r.start, r.length]);
   progress.update(inner.size);
