@@ -136,6 +136,8 @@ interface TreeFile {
   symlink?: string;
   dir?: boolean;
   fifo?: boolean;
+  /** A sparse file of this size whose only data is `data` at its very end. */
+  sparseSize?: number;
   mode?: number;
   mtime?: number;
 }
@@ -156,6 +158,8 @@ function helpdeskTree(): TreeFile[] {
     { path: 'photos/cat.png', data: png(64, 48) },
     { path: 'big', dir: true },
     { path: 'big/large.bin', data: noise('large', 3 * MIB + 123) },
+    // Big enough that a download cannot vanish into socket buffers, cheap because it is mostly a hole.
+    { path: 'big/sparse.bin', sparseSize: 256 * MIB, data: Buffer.from('the end\n') },
     { path: 'empty', dir: true },
     { path: 'empty.txt', data: Buffer.alloc(0) },
     { path: 'links', dir: true },
@@ -174,6 +178,15 @@ function helpdeskTree(): TreeFile[] {
   return files;
 }
 
+function sparseSha256(size: number, tail: Buffer): string {
+  const h = createHash('sha256');
+  const zeros = Buffer.alloc(MIB);
+  let left = size - tail.length;
+  for (; left >= MIB; left -= MIB) h.update(zeros);
+  h.update(zeros.subarray(0, left));
+  return h.update(tail).digest('hex');
+}
+
 function writeTree(root: string, files: TreeFile[]): ManifestEntry[] {
   const manifest: ManifestEntry[] = [];
   for (const f of files) {
@@ -182,7 +195,11 @@ function writeTree(root: string, files: TreeFile[]): ManifestEntry[] {
     if (f.dir) mkdirSync(host, { recursive: true, mode: f.mode ?? 0o755 });
     else if (f.symlink) symlinkSync(f.symlink, host);
     else if (f.fifo) execFileSync('mkfifo', ['-m', '644', host]);
-    else writeFileSync(host, f.data!, { mode: f.mode ?? 0o644 });
+    else if (f.sparseSize) {
+      writeFileSync(host, '', { mode: f.mode ?? 0o644 });
+      execFileSync('truncate', ['-s', String(f.sparseSize - f.data!.length), host]);
+      writeFileSync(host, f.data!, { flag: 'a' });
+    } else writeFileSync(host, f.data!, { mode: f.mode ?? 0o644 });
   }
   // Times last, deepest first, so creating children does not touch them again.
   for (const f of [...files].reverse()) {
@@ -194,8 +211,8 @@ function writeTree(root: string, files: TreeFile[]): ManifestEntry[] {
     manifest.push({
       path: `/p1/${f.path}`,
       type,
-      size: f.data ? f.data.length : f.symlink ? Buffer.byteLength(f.symlink) : 0,
-      ...(f.data ? { sha256: createHash('sha256').update(f.data).digest('hex') } : {}),
+      size: f.sparseSize ?? (f.data ? f.data.length : f.symlink ? Buffer.byteLength(f.symlink) : 0),
+      ...(f.data ? { sha256: f.sparseSize ? sparseSha256(f.sparseSize, f.data) : createHash('sha256').update(f.data).digest('hex') } : {}),
       mode: f.mode ?? (f.symlink ? 0o777 : f.dir ? 0o755 : 0o644),
       mtime: new Date(t * 1000).toISOString(),
       ...(f.symlink ? { target: f.symlink } : {}),

@@ -1,0 +1,119 @@
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServer, type RunningServer } from '../../server/index.js';
+import { serverFixture, type Fixture } from './fixture.js';
+import { eventually, rawGet } from './helpers.js';
+
+let fx: Fixture;
+let work: string;
+let served: string;
+let auditFile: string;
+let server: RunningServer;
+
+beforeAll(async () => {
+  fx = serverFixture();
+  work = mkdtempSync(join(tmpdir(), 'loopless-api-robust-'));
+  served = join(work, 'served');
+  // A folder of our own whose images the tests may replace (never modify) while serving.
+  mkdirSync(served);
+  copyFileSync(fx.helpdesk, join(served, 'helpdesk.img'));
+  copyFileSync(join(fx.served, 'laptops', 'ana.img'), join(served, 'swap.img'));
+  auditFile = join(work, 'audit.log');
+  server = await startServer({ folders: [served], port: 0, audit: auditFile, openImages: 1 });
+});
+
+afterAll(async () => {
+  await server?.close();
+  rmSync(work, { recursive: true, force: true });
+});
+
+function auditLines(): Record<string, unknown>[] {
+  return readFileSync(auditFile, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/**
+ * Start a download, take the first chunk, stop reading (so the server blocks
+ * on backpressure), then hang up.
+ */
+function hangUpAfterFirstChunk(path: string): Promise<number> {
+  const url = new URL(server.url);
+  return new Promise((resolve, reject) => {
+    const req = request({ host: url.hostname, port: url.port, path }, (res) => {
+      res.once('data', (chunk: Buffer) => {
+        res.pause();
+        setTimeout(() => {
+          req.destroy();
+          resolve(chunk.length);
+        }, 200);
+      });
+    });
+    req.on('error', (e) => ((e as NodeJS.ErrnoException).code === 'ECONNRESET' ? undefined : reject(e)));
+    req.end();
+  });
+}
+
+describe('robustness', () => {
+  it('a client hanging up mid-download frees the image and is audited as incomplete', async () => {
+    await hangUpAfterFirstChunk('/api/images/helpdesk.img/cat/p1/big/sparse.bin');
+    await eventually(() => server.pool.leaseCount === 0);
+    await eventually(() => auditLines().some((l) => l.path === '/p1/big/sparse.bin'));
+    const line = auditLines().find((l) => l.path === '/p1/big/sparse.bin')!;
+    expect(line).toMatchObject({ event: 'download', complete: false, error: 'client disconnected' });
+    expect(line.bytes as number).toBeLessThan(256 * 1024 * 1024);
+    expect((await rawGet(server.url, '/api/images/helpdesk.img/cat/p1/docs/reports/2024/notes.txt')).status).toBe(200);
+  });
+
+  it('a client hanging up mid-zip stops the zip and frees the image', async () => {
+    await hangUpAfterFirstChunk('/api/images/helpdesk.img/zip/p1/big');
+    await eventually(() => server.pool.leaseCount === 0);
+    await eventually(() => auditLines().some((l) => l.event === 'zip' && l.path === '/p1/big'));
+    expect(auditLines().find((l) => l.event === 'zip' && l.path === '/p1/big')).toMatchObject({ complete: false, error: 'client disconnected' });
+  });
+
+  it('a client hanging up mid-search stops the walk and frees the image', async () => {
+    await hangUpAfterFirstChunk('/api/images/helpdesk.img/search?q=file-&in=/p1&limit=100000');
+    await eventually(() => server.pool.leaseCount === 0);
+    expect((await rawGet(server.url, '/api/images/helpdesk.img/ls/p1')).status).toBe(200);
+  });
+
+  it('keeps at most --open-images Disks open', async () => {
+    for (const id of ['helpdesk.img', 'swap.img', 'helpdesk.img', 'swap.img']) expect((await rawGet(server.url, `/api/images/${id}`)).status).toBe(200);
+    await eventually(() => server.pool.leaseCount === 0);
+    expect(server.pool.openCount).toBeLessThanOrEqual(1);
+  });
+
+  it('reopens an image whose file was replaced, and reports a corrupt one without stopping the service', async () => {
+    const before = JSON.parse((await rawGet(server.url, '/api/images/swap.img')).text);
+    expect(before.table).toBe('none');
+    // Replace (write elsewhere, rename over): the served file is never written in place.
+    copyFileSync(join(fx.served, 'broken.img'), join(work, 'next.img'));
+    renameSync(join(work, 'next.img'), join(served, 'swap.img'));
+    const broken = await rawGet(server.url, '/api/images/swap.img');
+    expect(broken.status).toBe(422);
+    expect(JSON.parse(broken.text).code).toBe('CORRUPT');
+    await new Promise((r) => setTimeout(r, 2100)); // the folder is rescanned every 2 s
+    const list = JSON.parse((await rawGet(server.url, '/api/images')).text) as { id: string; error: string | null }[];
+    expect(list.find((i) => i.id === 'swap.img')!.error).toMatch(/GPT/);
+    expect(list.find((i) => i.id === 'helpdesk.img')!.error).toBeNull();
+    expect((await rawGet(server.url, '/api/images/helpdesk.img/ls/p1/docs')).status).toBe(200);
+
+    copyFileSync(join(fx.served, 'laptops', 'ana.img'), join(work, 'next.img'));
+    renameSync(join(work, 'next.img'), join(served, 'swap.img'));
+    const again = await rawGet(server.url, '/api/images/swap.img/ls/fs/Desktop');
+    expect(again.status).toBe(200);
+  });
+
+  it('answers a missing page bundle with words, not a blank page', async () => {
+    const bare = await startServer({ folders: [served], port: 0, audit: join(work, 'bare.log'), webRoot: join(work, 'no-such-web') });
+    try {
+      const r = await rawGet(bare.url, '/');
+      expect(r.status).toBe(503);
+      expect(r.text).toMatch(/npm run build/);
+    } finally {
+      await bare.close();
+    }
+  });
+});
