@@ -89,13 +89,13 @@ export async function checkRandomReads(source: ByteSource, expected: Buffer, cou
   }
 }
 
-/** Every non-zero 4 KiB of `expected` must lie inside the allocated ranges (over-reporting is allowed). */
+/** Every non-zero 512-byte sector of `expected` must lie inside the allocated ranges (over-reporting is allowed). */
 export function checkAllocatedCovers(ranges: ByteRange[], expected: Buffer): void {
   const sorted = [...ranges].sort((a, b) => a.start - b.start);
-  const zero = Buffer.alloc(4096);
+  const zero = Buffer.alloc(512);
   let j = 0;
-  for (let pos = 0; pos < expected.length; pos += 4096) {
-    const piece = expected.subarray(pos, pos + 4096);
+  for (let pos = 0; pos < expected.length; pos += 512) {
+    const piece = expected.subarray(pos, pos + 512);
     if (piece.equals(zero.subarray(0, piece.length))) continue;
     while (j < sorted.length && sorted[j].start + sorted[j].length <= pos) j++;
     const r = sorted[j];
