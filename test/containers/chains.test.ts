@@ -155,6 +155,9 @@ function makeDifferencing(child: Buffer, parentVhd: Buffer, parent: Buffer, chan
       if (!changed.subarray(at, at + 512).equals(parent.subarray(at, at + 512))) {
         bitmap[s >> 3] |= 0x80 >> (s & 7);
         any = true;
+      } else {
+        // Sectors not marked must come from the parent: poison the child's copy so a reader that ignores the bitmap fails.
+        body.fill(0xee, entry * 512 + bitmapSize + s * 512, entry * 512 + bitmapSize + (s + 1) * 512);
       }
     }
     if (any) bitmap.copy(body, entry * 512);
