@@ -55,8 +55,9 @@ export function decompressLznt1(src: Buffer, dest: Buffer, offset: number): void
         if (d - back < chunkStart) fail('back-reference before the start of the chunk');
         if (d + length > chunkStart + CHUNK) fail('back-reference past the end of the chunk');
         const n = Math.min(length, dest.length - d);
-        // Byte by byte: a reference may overlap the bytes it produces (runs).
-        for (let i = 0; i < n; i++) dest[d + i] = dest[d - back + i];
+        if (back >= n) dest.copyWithin(d, d - back, d - back + n);
+        // Overlapping: the reference repeats bytes it is producing (a run), so byte by byte.
+        else for (let i = 0; i < n; i++) dest[d + i] = dest[d - back + i];
         d += n;
       }
     }

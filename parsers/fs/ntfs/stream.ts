@@ -26,7 +26,6 @@ export class AttributeStream {
   private readonly resident: Buffer | null;
   private readonly extents: NonResidentAttribute[];
   private runs: Run[] | null = null;
-  private lastUnit: { index: number; data: Buffer } | null = null;
 
   constructor(
     extents: Attribute[],
@@ -207,20 +206,67 @@ export class AttributeStream {
   }
 
   private async decompressedUnit(source: ByteSource, index: number, unit: { clusters: number; bytes: number }): Promise<Buffer> {
-    if (this.lastUnit?.index === index) return this.lastUnit.data;
+    const scratch = scratchFor(this);
+    if (scratch.unit?.index === index) return scratch.unit.data;
     const unitStart = index * unit.bytes;
-    // The compressed bytes are the unit's leading allocated clusters; sparse tail reads as zeros.
+    const unitEnd = unitStart + unit.bytes;
+    // The compressed bytes are the unit's leading allocated clusters; the sparse tail reads as zeros.
     const packed = Buffer.alloc(unit.bytes);
     const runs = this.runlist();
-    let mappedEnd = unitStart;
-    for (let i = findRun(runs, index * unit.clusters); i >= 0 && i < runs.length && runs[i].vcn * this.clusterSize < unitStart + unit.bytes; i++) {
-      if (runs[i].lcn === null) break;
-      mappedEnd = Math.min((runs[i].vcn + runs[i].length) * this.clusterSize, unitStart + unit.bytes);
+    let filled = 0;
+    for (let i = findRun(runs, index * unit.clusters); i >= 0 && i < runs.length && runs[i].lcn !== null; i++) {
+      const r = runs[i];
+      const from = Math.max(unitStart, r.vcn * this.clusterSize);
+      const to = Math.min(unitEnd, (r.vcn + r.length) * this.clusterSize);
+      if (from >= to || from !== unitStart + filled) break;
+      await this.readPhysical(source, scratch, packed, filled, r.lcn! * this.clusterSize + (from - r.vcn * this.clusterSize), to - from);
+      filled += to - from;
     }
-    await this.readMapped(source, packed, 0, unitStart, mappedEnd);
     const data = Buffer.alloc(unit.bytes);
-    decompressLznt1(packed.subarray(0, mappedEnd - unitStart), data, this.physicalOffset(unitStart) ?? 0);
-    this.lastUnit = { index, data };
+    decompressLznt1(packed.subarray(0, filled), data, this.physicalOffset(unitStart) ?? 0);
+    scratch.unit = { index, data };
     return data;
   }
+
+  /**
+   * Read compressed clusters through a read-ahead window: Windows and ntfs-3g
+   * store consecutive compression units one after another, so one large read
+   * serves many units instead of one small read each.
+   */
+  private async readPhysical(source: ByteSource, scratch: Scratch, target: Buffer, at: number, physical: number, length: number): Promise<void> {
+    let w = scratch.window;
+    if (!w || physical < w.start || physical + length > w.start + w.data.length) {
+      const want = Math.min(Math.max(length, READ_AHEAD), source.size - physical);
+      const data = Buffer.allocUnsafe(Math.max(0, want));
+      const got = want > 0 ? await source.read(data, 0, want, physical) : 0;
+      if (got < length) throw new CorruptError(this.structure, physical + got, `volume ends inside the compressed data (read ${got} of ${length} bytes; truncated image?)`);
+      w = scratch.window = { start: physical, data: data.subarray(0, got) };
+    }
+    w.data.copy(target, at, physical - w.start, physical - w.start + length);
+  }
+}
+
+/** Compressed data read ahead per stream. */
+const READ_AHEAD = 256 * 1024;
+
+/** Per-stream scratch for compressed reads: the last decompressed unit and the read-ahead window. */
+interface Scratch {
+  unit?: { index: number; data: Buffer };
+  window?: { start: number; data: Buffer };
+}
+
+/**
+ * Kept for the few streams read most recently (not on every stream: nodes are
+ * cached by the thousand), so memory stays bounded at a few MiB.
+ */
+const scratches = new Map<AttributeStream, Scratch>();
+const MAX_SCRATCHES = 16;
+
+function scratchFor(stream: AttributeStream): Scratch {
+  let s = scratches.get(stream);
+  if (s) scratches.delete(stream);
+  else s = {};
+  scratches.set(stream, s);
+  if (scratches.size > MAX_SCRATCHES) scratches.delete(scratches.keys().next().value as AttributeStream);
+  return s;
 }

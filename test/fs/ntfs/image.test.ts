@@ -124,6 +124,9 @@ function populate(mnt: string): void {
   file(mnt, 'compressed/mixed.bin', Buffer.concat([noise(70000, 3), Buffer.alloc(70000), Buffer.from('hello\n'.repeat(9000)), noise(5000, 4)]));
   file(mnt, 'compressed/zeros.bin', Buffer.alloc(300000));
   file(mnt, 'compressed/small.txt', Buffer.from('tiny\n'));
+  // ~800 runs (a few clusters, then a hole, per unit): the runlist spills into
+  // $DATA extents in extension records, listed in $ATTRIBUTE_LIST.
+  file(mnt, 'compressed/large.txt', Buffer.from(Array.from({ length: 600000 }, (_, i) => `line ${i} of a long compressible text\n`).join('')));
 
   // Sparse: a hole-y file, and one extended by truncate (initialized size < size).
   const sparse = Buffer.alloc(10 * 1024 * 1024);
@@ -311,7 +314,7 @@ describe('NTFS image built by mkntfs + ntfs-3g', () => {
   });
 
   it('reads LZNT1-compressed files: stored, compressed and sparse units', () => {
-    for (const name of ['text.txt', 'random.bin', 'mixed.bin', 'zeros.bin']) {
+    for (const name of ['text.txt', 'random.bin', 'mixed.bin', 'zeros.bin', 'large.txt']) {
       const node = seen.get(`/compressed/${name}`)!.node;
       expect(node.stat.flags).toContain('compressed');
       expect(node.data!.compressed).toBe(true);
@@ -325,6 +328,15 @@ describe('NTFS image built by mkntfs + ntfs-3g', () => {
     // The mix holds all three kinds of compression unit.
     const mixed = seen.get('/compressed/mixed.bin')!.node;
     expect(mixed.data!.mapping().some((r) => r.lcn === null)).toBe(true);
+  });
+
+  it('reads a compressed file whose runlist spans several $DATA extents in extension records', () => {
+    const node = seen.get('/compressed/large.txt')!.node;
+    const text = istat(image, node.stat.ino);
+    const dataExtents = [...text.matchAll(/^Type: 128-\d+\s+MFT Entry: (\d+)\s+VCN: (\d+)/gm)];
+    expect(dataExtents.length).toBeGreaterThanOrEqual(2);
+    expect(new Set(dataExtents.map((m) => m[1])).size).toBeGreaterThanOrEqual(2);
+    expect(node.data!.mapping().length).toBeGreaterThan(500);
   });
 
   it('reads compressed data correctly at unaligned offsets and sizes', async () => {
