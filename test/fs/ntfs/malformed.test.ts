@@ -79,10 +79,15 @@ async function expectRestIntact(fs: NtfsFileSystem): Promise<void> {
   expect(root.map((e) => e.name)).toEqual(expect.arrayContaining(['small.txt', 'b.bin', 'ok', 'dir']));
 }
 
-async function within<T>(ms: number, work: () => Promise<T>): Promise<T> {
+/**
+ * The damaged operation itself must answer within a second: no hang, no
+ * runaway loop. (Only that operation is timed; the checks around it are not,
+ * so a busy machine does not make this flaky.)
+ */
+async function within<T>(work: () => Promise<T>): Promise<T> {
   const started = Date.now();
   const result = await work();
-  expect(Date.now() - started).toBeLessThan(ms);
+  expect(Date.now() - started).toBeLessThan(1000);
   return result;
 }
 
@@ -102,15 +107,13 @@ async function expectCorrupt(p: Promise<unknown>, structure: RegExp, detail: Reg
 
 /** Damage the victim's record and check: placeholder in the listing, clear error on lookup, the rest intact. */
 async function expectVictimCorrupt(bytes: Buffer, detail: RegExp): Promise<void> {
-  await within(1000, async () => {
-    const fs = await openCopy(bytes);
-    const listed = (await fs.readdir(await fs.root())).find((e) => e.name === 'victim.bin')!;
-    expect(listed.node.stat.type).toBe('other');
-    expect(listed.node.stat.otherKind).toMatch(detail);
-    await expectCorrupt(fs.lookup(await fs.root(), 'victim.bin'), /NTFS MFT record \d+/, detail);
-    await expect(fs.read(listed.node, Buffer.alloc(10), 0, 10, 0)).rejects.toBeInstanceOf(CorruptError);
-    await expectRestIntact(fs);
-  });
+  const fs = await openCopy(bytes);
+  const listed = (await within(async () => fs.readdir(await fs.root()))).find((e) => e.name === 'victim.bin')!;
+  expect(listed.node.stat.type).toBe('other');
+  expect(listed.node.stat.otherKind).toMatch(detail);
+  await expectCorrupt(within(async () => fs.lookup(await fs.root(), 'victim.bin')), /NTFS MFT record \d+/, detail);
+  await expect(fs.read(listed.node, Buffer.alloc(10), 0, 10, 0)).rejects.toBeInstanceOf(CorruptError);
+  await expectRestIntact(fs);
 }
 
 describe('damaged NTFS volumes', () => {
@@ -131,10 +134,10 @@ describe('damaged NTFS volumes', () => {
     const bytes = Buffer.from(pristine);
     const r0 = mft.stream.physicalOffset(0)!;
     bytes[r0 + 510] ^= 0xff;
-    await expectRestIntact(await within(1000, () => openCopy(bytes)));
+    await expectRestIntact(await within(() => openCopy(bytes)));
     const mirror = parseBootSector(pristine.subarray(0, 512), 0).mftMirrLcn * 4096;
     bytes[mirror + 510] ^= 0xff;
-    await expectCorrupt(within(1000, () => openCopy(bytes)), /NTFS MFT record 0/, /update sequence mismatch/);
+    await expectCorrupt(within(() => openCopy(bytes)), /NTFS MFT record 0/, /update sequence mismatch/);
   });
 
   it('a runlist pointing past the end of the volume fails the read of that file only', async () => {
@@ -148,13 +151,11 @@ describe('damaged NTFS volumes', () => {
     const lcnSize = header >> 4;
     const lcnAt = data.mappingPairsOffset + 1 + lengthSize;
     poke(bytes, lcnAt, Buffer.from([...Array(lcnSize - 1).fill(0xff), 0x7f]));
-    await within(1000, async () => {
-      const fs = await openCopy(bytes);
-      const node = (await fs.lookup(await fs.root(), 'victim.bin'))!;
-      expect(node.stat.size).toBe(60000);
-      await expectCorrupt(fs.read(node, Buffer.alloc(4096), 0, 4096, 0), /\$DATA of MFT record/, /outside the volume/);
-      await expectRestIntact(fs);
-    });
+    const fs = await openCopy(bytes);
+    const node = (await fs.lookup(await fs.root(), 'victim.bin'))!;
+    expect(node.stat.size).toBe(60000);
+    await expectCorrupt(within(() => fs.read(node, Buffer.alloc(4096), 0, 4096, 0)), /\$DATA of MFT record/, /outside the volume/);
+    await expectRestIntact(fs);
   });
 
   it('an attribute whose length overflows the record makes that record corrupt', async () => {
@@ -207,29 +208,27 @@ describe('damaged NTFS volumes', () => {
     const self = Buffer.alloc(8);
     self.writeBigUInt64LE(BigInt(patched!.vcn));
     poke(bytes, patched!.at, self);
-    await within(1000, async () => {
-      const damaged = await openCopy(bytes);
-      const d = (await lookupPath(damaged, '/dir'))!;
-      const names = (await damaged.readdir(d)).map((e) => e.name);
-      expect(names.length).toBeLessThan(DIR_ENTRIES);
-      expect(names.length).toBeGreaterThan(DIR_ENTRIES / 2);
-      expect(new Set(names).size).toBe(names.length);
-      // Names cut off by the loop give a clear error on lookup; the others are found.
-      const listed = new Set(names);
-      let loops = 0;
-      for (let i = 0; i < DIR_ENTRIES; i += 7) {
-        const name = `${String(i).padStart(5, '0')}-${'x'.repeat(100)}`;
-        const found = await damaged.lookup(d, name).catch((e: unknown) => {
-          expect(e).toBeInstanceOf(CorruptError);
-          expect((e as CorruptError).detail).toMatch(/index loop/);
-          loops++;
-          return 'error' as const;
-        });
-        if (listed.has(name)) expect(found).not.toBe('error');
-      }
-      expect(loops).toBeGreaterThan(0);
-      await expectRestIntact(damaged);
-    });
+    const damaged = await openCopy(bytes);
+    const d = (await lookupPath(damaged, '/dir'))!;
+    const names = (await within(() => damaged.readdir(d))).map((e) => e.name);
+    expect(names.length).toBeLessThan(DIR_ENTRIES);
+    expect(names.length).toBeGreaterThan(DIR_ENTRIES / 2);
+    expect(new Set(names).size).toBe(names.length);
+    // Names cut off by the loop give a clear error on lookup; the others are found.
+    const listed = new Set(names);
+    let loops = 0;
+    for (let i = 0; i < DIR_ENTRIES; i += 7) {
+      const name = `${String(i).padStart(5, '0')}-${'x'.repeat(100)}`;
+      const found = await damaged.lookup(d, name).catch((e: unknown) => {
+        expect(e).toBeInstanceOf(CorruptError);
+        expect((e as CorruptError).detail).toMatch(/index loop/);
+        loops++;
+        return 'error' as const;
+      });
+      if (listed.has(name)) expect(found).not.toBe('error');
+    }
+    expect(loops).toBeGreaterThan(0);
+    await expectRestIntact(damaged);
   });
 
   it('a torn index block loses only its own entries', async () => {
@@ -240,14 +239,12 @@ describe('damaged NTFS volumes', () => {
     const at = new AttributeStream([alloc], 4096, pristine.length / 4096, 'test').physicalOffset(4096)!;
     const bytes = Buffer.from(pristine);
     bytes[at + 510] ^= 0x55;
-    await within(1000, async () => {
-      const damaged = await openCopy(bytes);
-      const d = (await lookupPath(damaged, '/dir'))!;
-      const names = (await damaged.readdir(d)).map((e) => e.name);
-      expect(names.length).toBeLessThan(DIR_ENTRIES);
-      expect(names.length).toBeGreaterThan(DIR_ENTRIES - 100);
-      await expectRestIntact(damaged);
-    });
+    const damaged = await openCopy(bytes);
+    const d = (await lookupPath(damaged, '/dir'))!;
+    const names = (await within(() => damaged.readdir(d))).map((e) => e.name);
+    expect(names.length).toBeLessThan(DIR_ENTRIES);
+    expect(names.length).toBeGreaterThan(DIR_ENTRIES - 100);
+    await expectRestIntact(damaged);
   });
 
   it('a zeroed boot sector falls back to the backup; both zeroed is a clear error', async () => {
@@ -256,11 +253,11 @@ describe('damaged NTFS volumes', () => {
     // Detection sees only the head of the volume, so it no longer recognizes it...
     expect((await detectFileSystem(new MemorySource(bytes))).type).toBeNull();
     // ...but opening it as NTFS uses the backup boot sector in the last sector.
-    const fs = await within(1000, () => openCopy(bytes));
+    const fs = await within(() => openCopy(bytes));
     expect(fs.geometry.bootSectorOffset).toBe(bytes.length - 512);
     await expectRestIntact(fs);
     bytes.fill(0, bytes.length - 512);
-    const e = await within(1000, () => openCopy(bytes).then(() => null, (err: unknown) => err));
+    const e = await within(() => openCopy(bytes).then(() => null, (err: unknown) => err));
     expect(e).toBeInstanceOf(CorruptError);
     expect((e as CorruptError).message).toMatch(/^corrupt NTFS boot sector at byte 0: no "NTFS {4}" OEM id$/);
   });
@@ -298,11 +295,9 @@ describe('damaged NTFS volumes', () => {
     expect(physical).toBeGreaterThan(0);
     const bytes = Buffer.from(pristine);
     poke(bytes, physical + 0x10, Buffer.from([0, 0, 0, 0, 0, 0]));
-    await within(1000, async () => {
-      const fs = await openCopy(bytes);
-      await expectCorrupt(lookupPath(fs, '/many/orig'), /attribute list of MFT record/, /names MFT record 0 as an extension/);
-      await expectRestIntact(fs);
-    });
+    const fs = await openCopy(bytes);
+    await expectCorrupt(within(() => lookupPath(fs, '/many/orig')), /attribute list of MFT record/, /names MFT record 0 as an extension/);
+    await expectRestIntact(fs);
   });
 
   it('garbage in a compression unit is a clear error, not a crash', async () => {
@@ -312,12 +307,10 @@ describe('damaged NTFS volumes', () => {
     expect(first.lcn).not.toBeNull();
     const bytes = Buffer.from(pristine);
     bytes.fill(0xff, first.lcn! * 4096, first.lcn! * 4096 + 4096);
-    await within(1000, async () => {
-      const damaged = await openCopy(bytes);
-      const n = (await lookupPath(damaged, '/zip/text.txt'))!;
-      await expectCorrupt(readAll(damaged, n), /LZNT1/, /./);
-      await expectRestIntact(damaged);
-    });
+    const damaged = await openCopy(bytes);
+    const n = (await lookupPath(damaged, '/zip/text.txt'))!;
+    await expectCorrupt(within(() => readAll(damaged, n)), /LZNT1/, /./);
+    await expectRestIntact(damaged);
   });
 
   it('EFS-encrypted data is listed but refused with UnsupportedError', async () => {
