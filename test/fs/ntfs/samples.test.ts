@@ -45,7 +45,7 @@ const samples = join(import.meta.dirname, '..', '..', '..', 'sample-images');
 const cases = [
   { manifest: 'mbr.manifest.json', volume: 'p7' },
   { manifest: 'gpt.manifest.json', volume: 'p5' },
-].filter((c) => existsSync(join(samples, c.manifest)));
+].filter((c) => existsSync(join(samples, c.manifest)) && existsSync(join(samples, c.manifest.replace('.manifest.json', '.img'))));
 
 /**
  * The manifest records a junction's target as its Windows print name
