@@ -7,6 +7,7 @@ import { register as registerCat } from './commands/cat.js';
 import { register as registerCp } from './commands/cp.js';
 import { register as registerStat } from './commands/stat.js';
 import { register as registerMount } from './commands/mount.js';
+import { register as registerAttach } from './commands/attach.js';
 import { register as registerServe } from './commands/serve.js';
 import { register as registerUser } from './commands/user.js';
 
@@ -30,7 +31,7 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 corrupt image, 5 unsupported,
 6 destination exists, 7 not a directory / is a directory, 8 verification failed.`,
   );
 
-for (const register of [registerInfo, registerLs, registerCat, registerCp, registerStat, registerMount, registerServe, registerUser]) register(program);
+for (const register of [registerInfo, registerLs, registerCat, registerCp, registerStat, registerMount, registerAttach, registerServe, registerUser]) register(program);
 
 // Every command inherits the same exit behaviour.
 for (const cmd of program.commands) cmd.exitOverride();
