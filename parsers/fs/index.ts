@@ -1,13 +1,15 @@
 import type { ByteSource } from '../source/types.js';
 import type { FsDriver } from './types.js';
 import { extDriver } from './ext/index.js';
+import { fatDriver } from './fat/index.js';
+import { exfatDriver } from './exfat/index.js';
 import { ntfsDriver } from './ntfs/index.js';
 
 /**
  * Filesystem drivers, probed in order by magic (never by the partition type
  * byte). Each format folder exports one driver; add it here.
  */
-export const drivers: FsDriver[] = [extDriver, ntfsDriver];
+export const drivers: FsDriver[] = [extDriver, fatDriver, exfatDriver, ntfsDriver];
 
 /** Bytes of a volume's head handed to probes: covers btrfs (64 KiB + 4 KiB) and ISO9660 (32 KiB). */
 export const PROBE_BYTES = 72 * 1024;

@@ -4,7 +4,7 @@
  * + exfat-fuse), open it with our drivers and compare what they see with what
  * was put in. The Sleuth Kit (fls/icat) is the second opinion.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   closeSync,
@@ -304,29 +304,40 @@ export function fragment(write: (name: string, data: Buffer) => void, remove: (n
 }
 
 /**
- * Mount an exFAT image with exfat-fuse for the duration of `fn`. As root,
- * exfat-fuse insists on a block device, so the image goes through a loop
- * device; both are always released, and the FUSE process is waited for so
- * every write has reached the image before it is read.
+ * Attach `image` to a free loop device for the duration of `fn` (exfat-fuse run
+ * as root insists on a block device; a 4 KiB logical block size also lets
+ * mkfs.exfat make 4 KiB-sector volumes). Always detached afterwards.
  */
-export async function withExfatMount<T>(image: string, mountpoint: string, fn: () => T | Promise<T>, tz = 'UTC'): Promise<T> {
+export async function withLoop<T>(image: string, fn: (device: string) => T | Promise<T>, sectorSize = 512): Promise<T> {
+  const device = run('losetup', ['--find', '--show', '-b', String(sectorSize), image]).trim();
+  try {
+    return await fn(device);
+  } finally {
+    run('losetup', ['-d', device]);
+  }
+}
+
+/**
+ * Mount an exFAT block device with exfat-fuse for the duration of `fn`. The
+ * FUSE process runs in the foreground (-d) as our child so that, after the
+ * unmount, we can wait for it to exit: every write has then reached the image.
+ * `tz` is the zone exfat-fuse writes local times (and UTC offsets) in.
+ */
+export async function withExfatMount<T>(device: string, mountpoint: string, fn: () => T | Promise<T>, tz = 'UTC'): Promise<T> {
   mkdirSync(mountpoint, { recursive: true });
-  const loop = run('losetup', ['--find', '--show', image]).trim();
-  let child: ChildProcess | null = null;
   let exited: Promise<void> | null = null;
   try {
-    child = spawn('mount.exfat-fuse', ['-d', loop, mountpoint], { env: { ...ENV, TZ: tz }, stdio: 'ignore' });
-    exited = new Promise((resolve) => child!.once('exit', () => resolve()));
+    const child = spawn('mount.exfat-fuse', ['-d', device, mountpoint], { env: { ...ENV, TZ: tz }, stdio: 'ignore' });
+    exited = new Promise((resolve) => child.once('exit', () => resolve()));
     const deadline = Date.now() + 10_000;
     while (!isMounted(mountpoint)) {
-      if (Date.now() > deadline) throw new Error(`exfat-fuse did not mount ${loop} on ${mountpoint}`);
+      if (Date.now() > deadline) throw new Error(`exfat-fuse did not mount ${device} on ${mountpoint}`);
       await new Promise((r) => setTimeout(r, 50));
     }
     return await fn();
   } finally {
     if (isMounted(mountpoint)) run('fusermount', ['-u', mountpoint]);
     if (exited) await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
-    run('losetup', ['-d', loop]);
   }
 }
 
