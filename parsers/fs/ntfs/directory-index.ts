@@ -145,9 +145,17 @@ export class DirectoryIndex {
       for (const n of nodes) {
         const c = n.entry ? this.ctx.upcase.compare(name, n.entry.name) : -1;
         if (c > 0) continue;
-        if (n.child !== null) await search(await this.block(n.child, visited, depth + 1), depth + 1);
+        if (c === 0) found.push(n.entry!);
+        if (n.child !== null) {
+          try {
+            await search(await this.block(n.child, visited, depth + 1), depth + 1);
+          } catch (e) {
+            // Below an equal name only other case variants can hide: with a
+            // match in hand, a damaged subtree there need not fail the lookup.
+            if (c < 0 || !(e instanceof CorruptError)) throw e;
+          }
+        }
         if (c < 0) return;
-        found.push(n.entry!);
       }
     };
     await search(this.rootEntries, 0);
