@@ -107,13 +107,17 @@ export async function buildNode(ctx: NodeContext, record: MftRecord, attributes:
   let otherKind: string | undefined;
   let rdev: number | undefined;
   let unreadable: string | null = null;
+  let decoratedDirectory = false;
   const reparse = stream(extentsOf(attributes, AttrType.reparsePoint, ''), '$REPARSE_POINT');
   if (reparse) {
     const meaning = interpretReparse(await reparse.readAll(ctx.metadata, MAX_REPARSE));
     if (meaning.kind === 'symlink') {
       type = 'symlink';
       target = meaning.target;
-    } else if (!(isDir && !(meaning.tag & NAME_SURROGATE))) {
+    } else if (isDir && !(meaning.tag & NAME_SURROGATE)) {
+      // A directory decorated by a filter (OneDrive/cloud files, ...) still holds its entries.
+      decoratedDirectory = true;
+    } else {
       // A reparse point on a file (WOF, dedup, cloud placeholder...) means its
       // $DATA is not its content: show it as what it is rather than wrong bytes.
       type = 'other';
@@ -167,6 +171,7 @@ export async function buildNode(ctx: NodeContext, record: MftRecord, attributes:
   if (rdev !== undefined) stat.rdev = rdev;
   if (streams.length) stat.streams = streams;
   const flags = flagsFrom(fileAttrs, data);
+  if (decoratedDirectory) flags.push('reparse');
   if (flags.length) stat.flags = flags;
   return new NtfsNode(stat, record.number, record.sequence, data, namedStreams, type === 'dir' ? indexAttributes : [], target, unreadable);
 }

@@ -170,6 +170,10 @@ function populate(mnt: string): void {
   writeFileSync(join(mnt, 'links/wof.dll'), '');
   setReparse(join(mnt, 'links/wof.dll'), reparseBuffer(0x80000017, Buffer.from('0100000002000000', 'hex')));
   expected.set('/links/wof.dll', { type: 'other' });
+  // A cloud-files tag on a directory decorates it; its entries stay browsable.
+  dir(mnt, 'links/cloud');
+  file(mnt, 'links/cloud/inside.txt', Buffer.from('synced\n'));
+  setReparse(join(mnt, 'links/cloud'), reparseBuffer(0x9000001a, Buffer.from('0100000000000000', 'hex')));
 
   // Enough hard links that the names spill into extension records ($ATTRIBUTE_LIST).
   dir(mnt, 'many');
@@ -401,6 +405,7 @@ describe('NTFS image built by mkntfs + ntfs-3g', () => {
     const wof = seen.get('/links/wof.dll')!.node;
     expect(wof.stat.otherKind).toBe('reparse point 0x80000017 (WOF compressed)');
     await expect(fs.read(wof, Buffer.alloc(10), 0, 10, 0)).rejects.toBeInstanceOf(UnsupportedError);
+    expect(seen.get('/links/cloud')!.node.stat.flags).toContain('reparse');
     const junction = seen.get('/links/junction')!.node;
     await expect(fs.read(junction, Buffer.alloc(10), 0, 10, 0)).rejects.toBeInstanceOf(InvalidArgumentError);
     await expect(fs.readlink(seen.get('/sizes/f100')!.node)).rejects.toBeInstanceOf(InvalidArgumentError);
