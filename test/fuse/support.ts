@@ -59,7 +59,9 @@ export function mountLine(mountpoint: string): { source: string; type: string; o
     .map((l) => l.split(' '))
     .filter((f) => f[1] === mountpoint.replace(/ /g, '\\040'))
     .pop();
-  return line ? { source: line[0], type: line[2], options: line[3].split(',') } : undefined;
+  // /proc/mounts writes space, tab, newline and backslash as octal escapes.
+  const unescape = (f: string) => f.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+  return line ? { source: unescape(line[0]), type: line[2], options: line[3].split(',') } : undefined;
 }
 
 export function processAlive(pid: number): boolean {
