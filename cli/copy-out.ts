@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
-import { fstatSync, readFileSync, writeSync } from 'node:fs';
+import { fstatSync, readFileSync } from 'node:fs';
+import { writeAllSync } from './write.js';
 import type { Disk, Entry } from '../parsers/vfs/index.js';
 
 const READ_CHUNK = 4 * 1024 * 1024;
@@ -30,22 +31,6 @@ function growPipe(fd: number): number | null {
   }
   const r = spawnSync('perl', ['-e', `fcntl(STDOUT, ${F_SETPIPE_SZ}, ${max}) or exit 1`], { stdio: ['ignore', fd, 'ignore'], timeout: 5000 });
   return r.status === 0 ? max : null;
-}
-
-const sleeper = new Int32Array(new SharedArrayBuffer(4));
-
-/** writeSync that survives a non-blocking descriptor (EAGAIN) by waiting briefly. */
-function writeAll(fd: number, buf: Uint8Array, slice: number): void {
-  let off = 0;
-  while (off < buf.length) {
-    const len = Math.min(slice, buf.length - off);
-    try {
-      off += writeSync(fd, buf, off, len);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
-      Atomics.wait(sleeper, 0, 0, 1);
-    }
-  }
 }
 
 /**
@@ -79,7 +64,7 @@ export async function copyToFd(disk: Disk, entry: Entry, fd: number, onProgress?
     // microtasks) reach the actual pread before the synchronous writes block
     // this thread; otherwise reading and writing never overlap.
     if (pending) await new Promise((resolve) => setImmediate(resolve));
-    writeAll(fd, current.subarray(0, n), slice);
+    writeAllSync(fd, current.subarray(0, n), slice);
     onProgress?.(position);
   }
   return position;

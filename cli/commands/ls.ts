@@ -1,10 +1,10 @@
 import type { Command } from 'commander';
-import { writeSync } from 'node:fs';
 import { oneLine } from '../../parsers/errors.js';
 import { walk, toLsJson, type Disk, type Entry } from '../../parsers/vfs/index.js';
 import { withDisk } from '../disk.js';
 import { exitCodeFor } from '../exit.js';
 import { modeString, safeName, shortTime, table } from '../format.js';
+import { writeAllSync } from '../write.js';
 
 interface LsOptions {
   recursive?: boolean;
@@ -29,7 +29,7 @@ export function register(program: Command): void {
 
 /** Writes straight to fd 1 so huge listings stream instead of piling up in memory. */
 function out(text: string): void {
-  writeSync(1, text);
+  writeAllSync(1, text);
 }
 
 async function targetOf(disk: Disk, e: Entry): Promise<string | undefined> {
