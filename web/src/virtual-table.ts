@@ -43,6 +43,8 @@ export class VirtualTable<T> {
   private pool: HTMLElement[] = [];
   private frame = 0;
   private sort: SortState | null = null;
+  /** Bumped when the rows change, so pooled row elements know their cells are stale. */
+  private version = 0;
 
   constructor(private readonly options: VirtualTableOptions<T>) {
     const template = options.columns.map((c) => `var(--col-${c.key}, auto)`).join(' ');
@@ -70,6 +72,7 @@ export class VirtualTable<T> {
   /** Replace the rows; the cursor stays on the row with the same key when there is one. */
   setRows(rows: T[], keepKey?: (row: T) => boolean): void {
     this.rows = rows;
+    this.version++;
     const keep = keepKey ? rows.findIndex(keepKey) : -1;
     this.cursor = keep >= 0 ? keep : rows.length ? Math.min(Math.max(this.cursor, 0), rows.length - 1) : -1;
     this.element.setAttribute('aria-rowcount', String(rows.length + 1));
@@ -106,13 +109,17 @@ export class VirtualTable<T> {
   }
 
   private renderHeader(): void {
+    // Rebuilding the header must not drop the keyboard focus of the button just pressed.
+    const focusedKey = (document.activeElement as HTMLElement | null)?.closest?.('.vt-header') === this.header ? (document.activeElement as HTMLElement).dataset.key : undefined;
     clear(this.header);
     for (const col of this.options.columns) {
       const sorted = this.sort?.key === col.key ? (this.sort.descending ? 'descending' : 'ascending') : 'none';
       const cell = h('div', { class: `vt-cell ${col.cls}`, role: 'columnheader', 'aria-sort': col.sortable ? sorted : null });
       if (col.sortable && this.options.onSort) {
         const arrow = sorted === 'ascending' ? ' ▲' : sorted === 'descending' ? ' ▼' : '';
-        cell.appendChild(h('button', { type: 'button', class: 'sort', onclick: () => this.options.onSort!(col.key), title: `Sort by ${col.title.toLowerCase()}` }, col.title, h('span', { class: 'arrow', 'aria-hidden': 'true' }, arrow)));
+        const button = h('button', { type: 'button', class: 'sort', 'data-key': col.key, onclick: () => this.options.onSort!(col.key), title: `Sort by ${col.title.toLowerCase()}` }, col.title, h('span', { class: 'arrow', 'aria-hidden': 'true' }, arrow));
+        cell.appendChild(button);
+        if (focusedKey === col.key) queueMicrotask(() => button.focus());
       } else cell.textContent = col.title;
       this.header.appendChild(cell);
     }
@@ -139,14 +146,20 @@ export class VirtualTable<T> {
       const i = first + k;
       if (k >= count) {
         el.hidden = true;
+        delete el.dataset.stamp;
         continue;
       }
       el.hidden = false;
+      el.classList.toggle('cursor', i === this.cursor);
+      el.setAttribute('aria-selected', String(i === this.cursor));
+      // Cells are rebuilt only when the element shows another row: rebuilding
+      // the row being clicked would remove the link under the pointer.
+      const stamp = `${this.version}:${i}`;
+      if (el.dataset.stamp === stamp) continue;
+      el.dataset.stamp = stamp;
       el.style.transform = `translateY(${i * H}px)`;
       el.id = `vt-row-${i}`;
       el.setAttribute('aria-rowindex', String(i + 2));
-      el.classList.toggle('cursor', i === this.cursor);
-      el.setAttribute('aria-selected', String(i === this.cursor));
       el.dataset.index = String(i);
       const row = this.rows[i];
       this.options.columns.forEach((col, c) => {

@@ -117,15 +117,16 @@ export class DirectoryView {
       return true;
     }
     if (parentPath(route.path) !== this.dir) return false;
-    const found = this.table.select((r) => r.path === route.path);
-    if (!found) return false;
-    return true;
+    // A folder's own address opens it; anything else is selected here.
+    const entry = this.rows.find((r) => r.path === route.path);
+    if (!entry || entry.type === 'dir') return false;
+    return this.table.select((r) => r.path === route.path);
   }
 
   destroy(): void {
     this.searchAbort?.abort();
     this.details.cancel();
-    mainElement().removeEventListener('keydown', this.onKey);
+    document.removeEventListener('keydown', this.onKey);
   }
 
   private mount(main: HTMLElement, entries: LsEntry[], selectPath: string | null): void {
@@ -161,7 +162,7 @@ export class DirectoryView {
       h('div', { class: 'browser' }, this.listArea, this.details.element),
       h('p', { class: 'hint keys' }, '↑/↓ PgUp/PgDn Home/End move · Enter opens · Backspace goes up · / filters · click a column title to sort'),
     );
-    main.addEventListener('keydown', this.onKey);
+    document.addEventListener('keydown', this.onKey);
     this.refresh(selectPath ? (r) => r.path === selectPath : undefined);
     this.table.focus();
   }
@@ -171,7 +172,7 @@ export class DirectoryView {
   }
 
   private readonly onKey = (ev: KeyboardEvent) => {
-    const inField = (ev.target as HTMLElement).closest('input, textarea, button, a.button');
+    const inField = (ev.target as HTMLElement).closest('input, textarea, select');
     if (ev.key === '/' && !inField) {
       ev.preventDefault();
       this.filterInput.focus();
@@ -215,8 +216,9 @@ export class DirectoryView {
       return;
     }
     this.details.show(r);
-    // Keep the address bar on the selected entry (reload and bookmarks return here) without a navigation.
-    history.replaceState(null, '', href({ view: 'browse', id: this.id, path: r.path }));
+    // Keep the address bar on the selected file (reload and bookmarks return here) without a navigation.
+    // A selected folder leaves it on this folder: its own address means "open it", which a click on its link does.
+    history.replaceState(null, '', href({ view: 'browse', id: this.id, path: r.type === 'dir' ? this.dir : r.path }));
   }
 
   private activate(r: Row): void {
