@@ -9,7 +9,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { oneLine } from '../parsers/errors.js';
 
@@ -29,8 +29,10 @@ export function defaultLogPath(mountpoint: string): string {
 export async function startInBackground(args: string[], logPath: string): Promise<ReadyMessage> {
   mkdirSync(dirname(logPath), { recursive: true });
   const logFd = openSync(logPath, 'a');
-  const child = spawn(process.execPath, [...process.execArgv, process.argv[1], ...args, '--foreground', '--ready-fd', '3'], {
+  const child = spawn(process.execPath, [...process.execArgv, resolve(process.argv[1]), ...args, '--foreground', '--ready-fd', '3'], {
     detached: true,
+    // Like any daemon: do not pin the caller's working directory (it could not be unmounted). Paths are absolute.
+    cwd: '/',
     stdio: ['ignore', logFd, logFd, 'pipe'],
   });
   closeSync(logFd);

@@ -86,7 +86,8 @@ async function mountInBackground(source: string, mountpoint: string, opts: Mount
   const args = ['mount', source, mountpoint, ...(opts.allowOther ? ['--allow-other'] : [])];
   const result = await startInBackground(args, log);
   if (!result.ok) {
-    process.stderr.write(`loopless: ${result.message}\n`);
+    // libfuse writes its own reason to the mount process's stderr, which is the log.
+    process.stderr.write(`loopless: ${result.message} (log: ${log})\n`);
     process.exitCode = result.exitCode;
     return;
   }

@@ -17,6 +17,14 @@ function foreground(image: string, mnt: string): ChildProcess & { output: () => 
   return Object.assign(child, { output: () => output });
 }
 
+/** Until the foreground mount is live; its own output if it gave up instead. */
+async function waitForMount(child: ChildProcess & { output: () => string }, mnt: string): Promise<void> {
+  await waitFor('the mount', () => {
+    if (child.exitCode !== null) throw new Error(`mount exited with ${child.exitCode}: ${child.output()}`);
+    return mountLine(mnt) !== undefined;
+  });
+}
+
 function exitOf(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
   return new Promise((done) => child.once('exit', (code, signal) => done({ code, signal })));
@@ -54,7 +62,7 @@ describe.runIf(isRoot)('mount lifecycle', () => {
     const r = loopless(['umount', mnt]);
     expect(r.status, r.stderr).toBe(0);
     expect(mountLine(mnt)).toBeUndefined();
-    await waitFor('the mount process to exit', () => !processAlive(pid), 5000);
+    await waitFor('the mount process to exit', () => !processAlive(pid));
     expect(readFileSync(log, 'utf8')).toMatch(/mounted .*bare\.img on .*\n.*unmounted/);
   });
 
@@ -62,7 +70,7 @@ describe.runIf(isRoot)('mount lifecycle', () => {
     const mnt = mountpoint(`fg-${signal}`);
     const child = foreground(image, mnt);
     children.push(child);
-    await waitFor('the mount', () => mountLine(mnt) !== undefined);
+    await waitForMount(child, mnt);
     expect(statSync(join(mnt, 'fs', 'label.txt')).size).toBe(10);
     child.kill(signal);
     expect(await exitOf(child)).toEqual({ code: 0, signal: null });
@@ -74,16 +82,16 @@ describe.runIf(isRoot)('mount lifecycle', () => {
     const mnt = mountpoint('killed');
     const child = foreground(image, mnt);
     children.push(child);
-    await waitFor('the mount', () => mountLine(mnt) !== undefined);
+    await waitForMount(child, mnt);
     child.kill('SIGKILL');
     await exitOf(child);
-    await waitFor('fusermount to remove the orphaned mount', () => mountLine(mnt) === undefined, 10_000);
+    await waitFor('fusermount to remove the orphaned mount', () => mountLine(mnt) === undefined);
     // No "Transport endpoint is not connected": it is a plain empty directory again.
     expect(readdirSync(mnt)).toEqual([]);
     const { pid } = c.mount(image, mnt);
     expect(readdirSync(mnt).sort()).toEqual(['disk.img', 'fs', 'fs.img']);
     expect(loopless(['umount', mnt]).status).toBe(0);
-    await waitFor('the mount process to exit', () => !processAlive(pid), 5000);
+    await waitFor('the mount process to exit', () => !processAlive(pid));
   });
 
   it('refuses bad sources and mountpoints with the right exit codes', () => {
@@ -110,7 +118,7 @@ describe.runIf(isRoot)('mount lifecycle', () => {
     const again = loopless(['mount', image, mnt]);
     expect([again.status, again.stderr]).toEqual([6, expect.stringMatching(/already a mount point \(fuse\.loopless/)]);
     expect(loopless(['umount', mnt]).status).toBe(0);
-    await waitFor('the mount process to exit', () => !processAlive(pid), 5000);
+    await waitFor('the mount process to exit', () => !processAlive(pid));
   });
 
   it('umount: not mounted (3), not ours (2), busy (1) unless --lazy', async () => {
@@ -131,7 +139,7 @@ describe.runIf(isRoot)('mount lifecycle', () => {
     } finally {
       closeSync(fd);
     }
-    await waitFor('the mount process to exit', () => !processAlive(pid), 5000);
+    await waitFor('the mount process to exit', () => !processAlive(pid));
   });
 });
 

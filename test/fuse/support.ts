@@ -44,7 +44,8 @@ export function tempDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
-export async function waitFor(what: string, condition: () => boolean, timeoutMs = 10_000): Promise<void> {
+/** Poll until true. Generous by default: two cores shared with the rest of the suite can be slow to start a process. */
+export async function waitFor(what: string, condition: () => boolean, timeoutMs = 30_000): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!condition()) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
@@ -129,7 +130,7 @@ export class Cleanup {
     for (const m of this.fuseMounts) if (mountLine(m)) spawnSync('fusermount', ['-u', '-z', m], { env });
     for (const pid of this.pids) {
       try {
-        await waitFor(`process ${pid} to exit`, () => !processAlive(pid), 5000);
+        await waitFor(`process ${pid} to exit`, () => !processAlive(pid), 15_000);
       } catch {
         process.kill(pid, 'SIGKILL');
       }
