@@ -57,5 +57,16 @@ export async function detectFileSystem(source: ByteSource): Promise<Detection> {
     if (type) return { type, driver, blank: false };
   }
   for (const sig of foreignSignatures) if (sig.match(head)) return { type: sig.name, driver: null, blank: false };
+  // A wiped primary superblock or boot sector: a backup copy still says what it is.
+  for (const driver of drivers) {
+    if (!driver.probeDamaged) continue;
+    let type: string | null = null;
+    try {
+      type = await driver.probeDamaged(source);
+    } catch {
+      type = null;
+    }
+    if (type) return { type, driver, blank: false };
+  }
   return { type: null, driver: null, blank: head.every((b) => b === 0) };
 }

@@ -105,5 +105,12 @@ export interface FsDriver {
    * type ("ext4", "fat32") or null. Must not throw on garbage.
    */
   probe(head: Buffer, volumeSize: number): string | null;
+  /**
+   * Second chance when no driver recognized the head: formats that keep a
+   * backup of their superblock or boot sector (ext in group 1, NTFS at the
+   * end of the volume) look for it here. Only asked when every `probe` said no
+   * and no foreign signature matched; must not throw on garbage.
+   */
+  probeDamaged?(source: import('../source/types.js').ByteSource): Promise<string | null>;
   open(source: import('../source/types.js').ByteSource): Promise<FileSystem>;
 }

@@ -60,15 +60,31 @@ interface VolumeState {
 
 /** An opened image: its volumes, and path resolution across them. */
 export class Disk {
+  /**
+   * Non-fatal findings, in the order met: the partition table's first, then
+   * each filesystem's as it is opened ("p2: ... using the backup superblock").
+   */
+  readonly warnings: string[];
+
   private constructor(
     readonly path: string,
     readonly image: OpenedImage,
     readonly table: VolumeTable,
     private readonly states: VolumeState[],
-  ) {}
+  ) {
+    this.warnings = [...table.warnings];
+  }
 
   static async open(path: string): Promise<Disk> {
-    const image = await openImage(path);
+    return Disk.fromImage(await openImage(path));
+  }
+
+  /**
+   * A Disk over an image opened some other way (restore streams compressed
+   * images it cannot open with random access). Takes ownership of the source.
+   */
+  static async fromImage(image: OpenedImage): Promise<Disk> {
+    const path = image.path;
     try {
       const table = await readVolumeTable(image.source);
       const states: VolumeState[] = [];
@@ -127,9 +143,15 @@ export class Disk {
         s.fs = Promise.reject(new UnsupportedError(`${volume.name}: ${why}`));
       } else {
         const driver = detection.driver;
-        s.fs = driver.open(s.source).catch((e) => {
-          throw this.contextualize(e, volume.name, null);
-        });
+        s.fs = driver.open(s.source).then(
+          (fs) => {
+            for (const w of fs.info().warnings ?? []) this.warnings.push(`${volume.name}: ${w}`);
+            return fs;
+          },
+          (e) => {
+            throw this.contextualize(e, volume.name, null);
+          },
+        );
       }
       s.fs.catch(() => {}); // remembered; reported to whoever asks
     }
@@ -169,7 +191,7 @@ export class Disk {
       volumes,
       chain: this.image.chain,
       fileSize: this.image.fileSize,
-      warnings: this.table.warnings,
+      warnings: [...this.warnings],
     };
   }
 

@@ -26,7 +26,7 @@ import { I_BLOCK_OFFSET, I_BLOCK_SIZE, parseInode, type Inode } from './inode.js
 import { Layout } from './layout.js';
 import { Lru } from './lru.js';
 import type { BlockMapper, BlockRun } from './mapper.js';
-import { EXT_MAGIC, formatLabel, formatUuid, parseSuperblock, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, type Superblock } from './superblock.js';
+import { backupSuperblockOffsets, looksLikeBackupSuperblock, EXT_MAGIC, formatLabel, formatUuid, parseSuperblock, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, type Superblock } from './superblock.js';
 import { findInodeXattr, XATTR_INDEX_SYSTEM } from './xattr.js';
 
 export const ROOT_INO = 2;
@@ -65,9 +65,12 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
   private constructor(
     private readonly source: ByteSource,
     readonly sb: Superblock,
+    /** Set when the primary superblock was unusable and group 1's backup is read instead. */
+    private readonly warnings: string[] = [],
+    copyGroup = 0,
   ) {
     this.meta = new CachedSource(source);
-    this.layout = new Layout(sb);
+    this.layout = new Layout(sb, copyGroup);
     this.groups = new GroupDescriptors(this.meta, sb, this.layout);
     this.maxIno = Math.min(sb.inodesCount, sb.groupCount * sb.inodesPerGroup);
   }
@@ -77,12 +80,24 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
     if (raw.readUInt16LE(0x38) === EXT_MAGIC && (raw.readUInt32LE(0x60) & INCOMPAT.journalDev) !== 0) {
       throw new UnsupportedError('this is an external ext3/ext4 journal device: it holds no files');
     }
-    const sb = parseSuperblock(raw);
+    let sb: Superblock;
+    let warnings: string[] = [];
+    let copyGroup = 0;
+    try {
+      sb = parseSuperblock(raw);
+    } catch (primaryError) {
+      // Like e2fsck -b: a damaged primary superblock is not the end; group 1 keeps a copy.
+      const backup = await findBackupSuperblock(source);
+      if (!backup) throw primaryError;
+      sb = backup.sb;
+      copyGroup = 1;
+      warnings = [`${(primaryError as Error).message}; using the backup superblock at byte ${backup.offset}`];
+    }
     const unreadable = unreadableIncompatFeatures(sb.incompat);
     if (unreadable.length > 0) {
       throw new UnsupportedError(`${sb.type} feature not supported: ${unreadable.join(', ')}`);
     }
-    const fs = new ExtFileSystem(source, sb);
+    const fs = new ExtFileSystem(source, sb, warnings, copyGroup);
     const root = await fs.node(ROOT_INO);
     if (root.stat.type !== 'dir') throw new CorruptError('ext root inode 2', root.inode.offset, 'the root inode is not a directory');
     return fs;
@@ -100,6 +115,7 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
       totalInodes: sb.inodesCount,
       freeInodes: sb.freeInodes,
       maxNameLength: 255,
+      warnings: this.warnings,
     };
   }
 
@@ -381,4 +397,16 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
     }
     return out;
   }
+}
+
+/** The first valid backup superblock at the places mke2fs puts them, or null. */
+export async function findBackupSuperblock(source: ByteSource): Promise<{ sb: Superblock; offset: number } | null> {
+  for (const offset of backupSuperblockOffsets(source.size)) {
+    const buf = Buffer.alloc(SUPERBLOCK_SIZE);
+    if ((await source.read(buf, 0, SUPERBLOCK_SIZE, offset)) !== SUPERBLOCK_SIZE || !looksLikeBackupSuperblock(buf)) continue;
+    const sb = parseSuperblock(buf, offset);
+    // The copy must describe a filesystem in which this offset is group 1's first block.
+    if ((sb.firstDataBlock + sb.blocksPerGroup) * sb.blockSize === offset) return { sb, offset };
+  }
+  return null;
 }

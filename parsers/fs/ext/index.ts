@@ -5,7 +5,7 @@
 import type { ByteSource } from '../../source/types.js';
 import type { FileSystem, FsDriver } from '../types.js';
 import { INCOMPAT, classify } from './features.js';
-import { ExtFileSystem } from './filesystem.js';
+import { ExtFileSystem, findBackupSuperblock } from './filesystem.js';
 import { EXT_MAGIC, looksLikeExt, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE } from './superblock.js';
 
 export const extDriver: FsDriver = {
@@ -19,6 +19,10 @@ export const extDriver: FsDriver = {
     if (sb.readUInt16LE(0x38) === EXT_MAGIC && (incompat & INCOMPAT.journalDev) !== 0) return 'jbd';
     if (!looksLikeExt(sb)) return null;
     return classify(sb.readUInt32LE(0x5c), incompat, sb.readUInt32LE(0x64));
+  },
+  async probeDamaged(source: ByteSource): Promise<string | null> {
+    const backup = await findBackupSuperblock(source);
+    return backup ? backup.sb.type : null;
   },
   open(source: ByteSource): Promise<FileSystem> {
     return ExtFileSystem.open(source);

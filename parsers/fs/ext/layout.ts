@@ -14,7 +14,11 @@ export class Layout {
   readonly superblockBlock: number;
   private readonly metaBg: boolean;
 
-  constructor(private readonly sb: Superblock) {
+  constructor(
+    private readonly sb: Superblock,
+    /** 0 to read the primary descriptor table; 1 when the primary superblock was damaged and group 1's copies are used. */
+    private readonly copyGroup = 0,
+  ) {
     this.descPerBlock = sb.blockSize / sb.descSize;
     this.descBlocks = Math.ceil(sb.groupCount / this.descPerBlock);
     this.superblockBlock = sb.blockSize === 1024 ? 1 : 0;
@@ -41,11 +45,15 @@ export class Layout {
     return isPowerOf(group, 3) || isPowerOf(group, 5) || isPowerOf(group, 7);
   }
 
-  /** Block number of group descriptor block `index` (the primary copy). */
+  /** Block number of group descriptor block `index` (the primary copy, or group 1's backup copy). */
   descriptorBlock(index: number): number {
-    if (!this.metaBg || index < this.sb.firstMetaBg) return this.superblockBlock + 1 + index;
-    // meta_bg: the descriptor block for meta group N sits in the first group of that meta group.
-    const group = index * this.descPerBlock;
+    if (!this.metaBg || index < this.sb.firstMetaBg) {
+      if (this.copyGroup === 0) return this.superblockBlock + 1 + index;
+      return this.groupFirstBlock(this.copyGroup) + 1 + index;
+    }
+    // meta_bg: the descriptor block for meta group N sits in the first group of
+    // that meta group, with copies in its second and last groups.
+    const group = index * this.descPerBlock + this.copyGroup;
     if (group === 0) return this.superblockBlock + 1;
     return this.groupFirstBlock(group) + (this.hasSuperBackup(group) ? 1 : 0);
   }

@@ -81,9 +81,9 @@ function validate(sb: Buffer): string | null {
   return null;
 }
 
-export function parseSuperblock(sb: Buffer): Superblock {
+export function parseSuperblock(sb: Buffer, offset = SUPERBLOCK_OFFSET): Superblock {
   const problem = validate(sb);
-  if (problem) throw new CorruptError('ext superblock', SUPERBLOCK_OFFSET, problem);
+  if (problem) throw new CorruptError('ext superblock', offset, problem);
   const compat = sb.readUInt32LE(0x5c);
   const incompat = sb.readUInt32LE(0x60);
   const roCompat = sb.readUInt32LE(0x64);
@@ -100,7 +100,7 @@ export function parseSuperblock(sb: Buffer): Superblock {
   const descSize = is64 && descSizeField >= 64 ? descSizeField : 32;
   const groupCount = Math.ceil(Math.max(0, blocksCount - firstDataBlock) / blocksPerGroup);
   if (!Number.isSafeInteger(blocksCount) || groupCount === 0) {
-    throw new CorruptError('ext superblock', SUPERBLOCK_OFFSET, `impossible block count ${blocksCount}`);
+    throw new CorruptError('ext superblock', offset, `impossible block count ${blocksCount}`);
   }
   return {
     type: classify(compat, incompat, roCompat),
@@ -140,4 +140,25 @@ export function formatLabel(bytes: Buffer): string | null {
   const end = bytes.indexOf(0);
   const label = bytes.subarray(0, end === -1 ? bytes.length : end).toString('utf8');
   return label.length > 0 ? label : null;
+}
+
+/**
+ * Where mke2fs puts the first backup superblock (group 1) for each block
+ * size, as e2fsck -b looks for it: block 8193 with 1 KiB blocks, otherwise
+ * block (8 x block size), i.e. blocks-per-group of a default filesystem.
+ */
+export function backupSuperblockOffsets(volumeSize: number): number[] {
+  const out: number[] = [];
+  for (let log = 0; log <= 6; log++) {
+    const blockSize = 1024 << log;
+    const block = blockSize === 1024 ? 8193 : blockSize * 8;
+    const offset = block * blockSize;
+    if (offset + SUPERBLOCK_SIZE <= volumeSize) out.push(offset);
+  }
+  return out;
+}
+
+/** A backup copy is a valid superblock that says it lives in a group other than 0. */
+export function looksLikeBackupSuperblock(sb: Buffer): boolean {
+  return looksLikeExt(sb) && sb.readUInt16LE(0x5a) >= 1;
 }
