@@ -195,9 +195,10 @@ describe.runIf(isRoot)('when FUSE is missing or only partly there', () => {
       'mount --bind /dev/null "$4"', // hide Debian's libfuse.so.2
       // The system copy really is gone: fuse-native alone cannot load.
       `if "$0" -e "require('fuse-native')" 2>/dev/null; then echo "libfuse still visible"; exit 9; fi`,
-      '"$0" "$1" mount "$2" "$3"',
+      'pid=$("$0" "$1" mount --json "$2" "$3" | sed -n "s/.*\\"pid\\":\\([0-9]*\\).*/\\1/p")',
       'cat "$3/fs/label.txt"',
-      'grep -o "libfuse/lib/libfuse.so" /proc/$(pgrep -f "mount $2 $3 --foreground" | head -1)/maps | head -1',
+      // The serving process really runs on the bundled copy.
+      'grep -o "libfuse/lib/libfuse.so" "/proc/$pid/maps" | head -1',
       '"$0" "$1" umount "$3"',
     ].join('\n');
     const r = inNamespace(script, [process.execPath, bin, image, mnt, libfuse!]);
