@@ -65,7 +65,11 @@ export interface FuseInstance {
 }
 
 export interface FuseConstructorOptions {
-  /** false: never answer a request with ETIMEDOUT behind our back (see operations.ts). */
+  /**
+   * false: fuse-native would otherwise answer a slow request with ETIMEDOUT
+   * after 15 s, and our read, still running, would then fill a buffer libfuse
+   * has already handed back.
+   */
   timeout: false;
 }
 
@@ -94,22 +98,15 @@ function missingLibfuse(e: unknown): boolean {
   return e instanceof Error && /libfuse\.so\.2/.test(e.message);
 }
 
-/**
- * fuse-native's class, with libfuse.so.2 from the system or, failing that,
- * from node_modules. `LOOPLESS_LIBFUSE=bundled` skips the system copy (used to
- * prove the bundled path works).
- */
+/** fuse-native's class, with libfuse.so.2 from the system or, failing that, from node_modules. */
 export function loadFuseNative(): FuseClass {
   if (loaded) return loaded;
   const require = createRequire(import.meta.url);
-  const preferBundled = process.env.LOOPLESS_LIBFUSE === 'bundled';
-  if (!preferBundled) {
-    try {
-      loaded = require('fuse-native') as FuseClass;
-      return loaded;
-    } catch (e) {
-      if (!missingLibfuse(e)) throw new FuseLoadError(`cannot load fuse-native: ${firstLine(e)} (reinstall with \`npm install\`)`);
-    }
+  try {
+    loaded = require('fuse-native') as FuseClass;
+    return loaded;
+  } catch (e) {
+    if (!missingLibfuse(e)) throw new FuseLoadError(`cannot load fuse-native: ${firstLine(e)} (reinstall with \`npm install\`)`);
   }
   const bundled = bundledLibfusePath();
   let bundledError: string | null = null;
