@@ -12,7 +12,7 @@
 # The manifests are written from the source trees (scripts/make_trees.py),
 # not read back from the images. See README.md.
 set -euo pipefail
-export TZ=UTC LC_ALL=C.UTF-8 MTOOLS_SKIP_CHECK=1
+export TZ=UTC LC_ALL=C.UTF-8 MTOOLS_SKIP_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 S="$HERE/scripts"
@@ -157,12 +157,13 @@ vol() { # name layout-array type fs label uuid tree
   local -n p=$2
   echo "name=$1,start=$((p[0] * MiB)),size=$((p[1] * MiB)),type=$3,fs=$4,label=$5,uuid=$6,tree=$7"
 }
+# The extended partition (p4) is a container, not a volume: the volume list
+# has p1-p3 and p5-p7, as Loopless lists them; p5's facts record p4.
 python3 "$S/manifest.py" "$OUT/mbr.manifest.json" --image mbr.img --size $((MBR_MIB * MiB)) --table mbr \
   --vol "$(vol p1 M1 0x83 ext2 mbr-ext2 $U_M1 "$T/mbr/p1")" \
   --vol "$(vol p2 M2 0x83 ext3 mbr-ext3 $U_M2 "$T/mbr/p2")" \
   --vol "$(vol p3 M3 0x0c fat32 MBR-FAT32 1A2B-3C4D "$T/mbr/p3")" \
-  --vol "$(vol p4 M4 0x05 '' '' '' '')" \
-  --vol "$(vol p5 M5 0x83 ext4 mbr-ext4 $U_M5 "$T/mbr/p5")" \
+  --vol "$(vol p5 M5 0x83 ext4 mbr-ext4 $U_M5 "$T/mbr/p5"),extended=$((M4[0] * MiB)):$((M4[1] * MiB)):0x05" \
   --vol "$(vol p6 M6 0x0e fat16 MBR-FAT16 5E6F-7081 "$T/mbr/p6")" \
   --vol "$(vol p7 M7 0x07 ntfs MBR-NTFS 0123456789ABCDEF "$T/mbr/p7")"
 

@@ -3,7 +3,7 @@
 into it (never from the image itself).
 
   manifest.py OUT.json --image mbr.img --size BYTES --table mbr|gpt|none \
-      --vol name=p1,start=BYTES,size=BYTES,type=0x83,fs=ext2,label=L,uuid=U,tree=DIR[,gptName=N] ...
+      --vol name=p1,start=BYTES,size=BYTES,type=0x83,fs=ext2,label=L,uuid=U,tree=DIR[,gptName=N][,extended=S:Z:T] ...
 
 A volume without `tree` (unformatted) gets fs null and no entries.
 Modes, owners and link counts follow the project's conventions for
@@ -106,6 +106,9 @@ def main():
             entries += ents
         if v.get("gptName"):
             facts["gptName"] = v["gptName"]
+        if v.get("extended"):  # "start:size:type" of the extended partition holding this logical one
+            s, z, ty = v["extended"].split(":")
+            facts["extendedPartition"] = {"start": int(s), "size": int(z), "type": ty}
         if facts:
             vol["facts"] = facts
         volumes.append(vol)
