@@ -62,7 +62,7 @@ export async function run(): Promise<void> {
 
     const times = { fuseCold: [] as number[], fuseWarm: [] as number[], cat: [] as number[], kernelCold: [] as number[], kernelWarm: [] as number[] };
     for (let i = 0; i < RUNS; i++) {
-      sh(process.execPath, [bin, 'mount', image, fuseMnt]);
+      sh(process.execPath, [bin, 'mount', '--log', join(work, 'mount.log'), image, fuseMnt]);
       try {
         times.fuseCold.push(readFile(join(fuseMnt, 'fs', 'big.bin')));
         times.fuseWarm.push(readFile(join(fuseMnt, 'fs', 'big.bin')));

@@ -111,7 +111,7 @@ describe.runIf(isRoot)('mount lifecycle', () => {
 
   it('--mkdir creates the mountpoint; a second mount on it is refused', async () => {
     const mnt = join(dir, 'made', 'by', 'mkdir');
-    const r = loopless(['mount', '--mkdir', '--json', image, mnt]);
+    const r = loopless(['mount', '--mkdir', '--json', '--log', join(dir, 'mkdir.log'), image, mnt]);
     expect(r.status, r.stderr).toBe(0);
     const { pid } = JSON.parse(r.stdout) as { pid: number };
     c.track(mnt, pid);
@@ -195,7 +195,7 @@ describe.runIf(isRoot)('when FUSE is missing or only partly there', () => {
       'mount --bind /dev/null "$4"', // hide Debian's libfuse.so.2
       // The system copy really is gone: fuse-native alone cannot load.
       `if "$0" -e "require('fuse-native')" 2>/dev/null; then echo "libfuse still visible"; exit 9; fi`,
-      'pid=$("$0" "$1" mount --json "$2" "$3" | sed -n "s/.*\\"pid\\":\\([0-9]*\\).*/\\1/p")',
+      'pid=$("$0" "$1" mount --json --log "$3.log" "$2" "$3" | sed -n "s/.*\\"pid\\":\\([0-9]*\\).*/\\1/p")',
       'cat "$3/fs/label.txt"',
       // The serving process really runs on the bundled copy.
       'grep -o "libfuse/lib/libfuse.so" "/proc/$pid/maps" | head -1',

@@ -93,10 +93,11 @@ export class Cleanup {
     return d;
   }
 
-  /** `loopless mount` in the background; returns the serving process id. */
+  /** `loopless mount` in the background (logging next to the mountpoint, not in $HOME); returns the serving process id. */
   mount(source: string, mountpoint: string, extra: string[] = []): { pid: number; log: string } {
     mkdirSync(mountpoint, { recursive: true });
-    const r = loopless(['mount', source, mountpoint, '--json', ...extra]);
+    const log = extra.includes('--log') ? [] : ['--log', `${mountpoint}.log`];
+    const r = loopless(['mount', source, mountpoint, '--json', ...log, ...extra]);
     if (r.status !== 0) throw new Error(`loopless mount failed (${r.status}): ${r.stderr}`);
     const info = JSON.parse(r.stdout) as { pid: number; log: string };
     this.fuseMounts.add(mountpoint);
