@@ -28,19 +28,17 @@ export interface IndexedEntry<N extends FsNode> extends DirEntry<N> {
  */
 export class DirectoryIndex<N extends FsNode> {
   readonly entries: DirEntry<N>[];
+  /** Built on the first lookup: a listing that is only read (ls) never pays for them. */
   private exact?: Map<string, N>;
   private folded?: Map<string, N>;
 
   constructor(
-    entries: IndexedEntry<N>[],
+    private readonly indexed: IndexedEntry<N>[],
     /** Volume label found among the entries (root directory only). */
     readonly label: string | null = null,
   ) {
-    this.entries = entries.map(({ name, node }) => ({ name, node }));
-    this.source = entries;
+    this.entries = indexed.map(({ name, node }) => ({ name, node }));
   }
-
-  private readonly source: IndexedEntry<N>[];
 
   find(name: string): N | null {
     if (!this.exact) this.build();
@@ -50,13 +48,13 @@ export class DirectoryIndex<N extends FsNode> {
   private build(): void {
     this.exact = new Map();
     this.folded = new Map();
-    for (const e of this.source) {
+    for (const e of this.indexed) {
       if (!this.exact.has(e.name)) this.exact.set(e.name, e.node);
       const f = foldCase(e.name);
       if (!this.folded.has(f)) this.folded.set(f, e.node);
     }
     // Aliases last, so a real name always wins over another entry's alias.
-    for (const e of this.source) {
+    for (const e of this.indexed) {
       if (e.altName === undefined) continue;
       const f = foldCase(e.altName);
       if (!this.folded.has(f)) this.folded.set(f, e.node);

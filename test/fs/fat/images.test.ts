@@ -359,3 +359,51 @@ describe('short names without long names', () => {
     }
   });
 });
+
+describe('FAT timestamps', () => {
+  it('decodes creation time with its 10 ms field, the access date, and an unset write date', async () => {
+    const dir = join(work, 'times');
+    mkdirSync(dir);
+    const image = join(dir, 'times.img');
+    makeFatImage(image, ['-F', '12'], 1440);
+    writeFileSync(join(dir, 'stamp.txt'), 'x');
+    mtools('mcopy', image, join(dir, 'stamp.txt'), '::/stamp.txt');
+    const o1 = await openImage(image);
+    const node = (await o1.fs.lookup(await o1.fs.root(), 'stamp.txt')) as FatNode;
+    await closeImage(o1);
+    // 2021-06-15 13:45:58 + 1.37 s created, accessed 2022-01-02, written 2023-12-31 23:59:58.
+    const dosDate = (y: number, m: number, d: number) => ((y - 1980) << 9) | (m << 5) | d;
+    const dosTime = (h: number, mi: number, s: number) => (h << 11) | (mi << 5) | (s / 2);
+    const e = peek(image, node.entryOffset, 32);
+    e[13] = 137;
+    e.writeUInt16LE(dosTime(13, 45, 58), 14);
+    e.writeUInt16LE(dosDate(2021, 6, 15), 16);
+    e.writeUInt16LE(dosDate(2022, 1, 2), 18);
+    e.writeUInt16LE(dosTime(23, 59, 58), 22);
+    e.writeUInt16LE(dosDate(2023, 12, 31), 24);
+    patch(image, node.entryOffset, e);
+    const ms = (iso: string) => BigInt(Date.parse(iso)) * 1_000_000n;
+    let o = await openImage(image);
+    try {
+      const s = (await o.fs.lookup(await o.fs.root(), 'stamp.txt'))!.stat;
+      expect(s.birthtimeNs).toBe(ms('2021-06-15T13:45:59.370Z'));
+      expect(s.atimeNs).toBe(ms('2022-01-02T00:00:00.000Z'));
+      expect(s.mtimeNs).toBe(ms('2023-12-31T23:59:58.000Z'));
+      expect(s.ctimeNs).toBe(s.mtimeNs);
+    } finally {
+      await closeImage(o);
+    }
+    // Unset fields: no creation time, the write date falls back to the DOS epoch, access to the write time.
+    patch(image, node.entryOffset + 13, Buffer.alloc(7));
+    patch(image, node.entryOffset + 22, Buffer.alloc(4));
+    o = await openImage(image);
+    try {
+      const s = (await o.fs.lookup(await o.fs.root(), 'stamp.txt'))!.stat;
+      expect(s.birthtimeNs).toBeNull();
+      expect(s.mtimeNs).toBe(ms('1980-01-01T00:00:00.000Z'));
+      expect(s.atimeNs).toBe(s.mtimeNs);
+    } finally {
+      await closeImage(o);
+    }
+  });
+});
