@@ -84,14 +84,18 @@ export async function cat(route: ImageRoute): Promise<void> {
   }
   const length = Math.max(0, end - start + 1);
   res.setHeader('Content-Length', String(length));
-  if (req.method === 'HEAD' || length === 0) {
-    res.end();
+  if (req.method === 'HEAD') {
+    res.end(); // headers only: nothing was handed out, nothing to audit
     return;
   }
 
   let sent = 0;
   let error: string | undefined;
   try {
+    if (length === 0) {
+      res.end();
+      return;
+    }
     await pipeline(
       disk.createReadStream(entry, { start, end }),
       async function* (chunks: AsyncIterable<Buffer>) {
