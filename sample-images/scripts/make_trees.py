@@ -431,7 +431,12 @@ def ntfs(out, image, vol, many_count):
     # directory and an empty file; the manifest shows them as symlinks.
     t.dir("junction")
     t.file("winlink", b"")
-    plan["junctions"] = [{"path": "junction", "substituteName": "\\??\\C:\\Target", "printName": "C:\\Target"}]
+    # Manifest targets are shown the way Loopless renders reparse targets for
+    # a Unix reader (parsers/fs/ntfs/reparse.ts): an absolute NT path loses
+    # its \\??\\ prefix and names the drive, a relative one gets '/'. The raw
+    # names are in the facts.
+    plan["junctions"] = [{"path": "junction", "substituteName": "\\??\\C:\\Target", "printName": "C:\\Target",
+                          "target": "/C:/Target"}]
     plan["winSymlinks"] = [{"path": "winlink", "substituteName": "Target\\in.txt", "printName": "Target\\in.txt",
                             "relative": True, "target": "Target/in.txt"}]
     t.fact("junction", {"path": t.p("junction"), "tag": "0xa0000003", "substituteName": "\\??\\C:\\Target", "printName": "C:\\Target"})

@@ -39,7 +39,7 @@ def volume_entries(vol, tree, fs):
     with open(tree.rstrip("/") + ".plan.json") as f:
         plan = json.load(f)
     extra = plan.get(fs, {}) if fs == "ntfs" else {}
-    junctions = {j["path"]: j["printName"] for j in extra.get("junctions", [])}
+    junctions = {j["path"]: j["target"] for j in extra.get("junctions", [])}
     winlinks = {w["path"]: w["target"] for w in extra.get("winSymlinks", [])}
     streams = extra.get("streams", {})
     entries = []

@@ -186,14 +186,13 @@ function tskFiles(image: string, vol: Volume, dest: string): Map<string, { size:
   return out;
 }
 
-/** A REPARSE_DATA_BUFFER's tag and print name. */
-function reparse(buf: Buffer): { tag: number; printName: string; flags?: number } {
+/** A REPARSE_DATA_BUFFER's tag, names and flags. */
+function reparse(buf: Buffer): { tag: number; substituteName: string; printName: string; flags?: number } {
   const tag = buf.readUInt32LE(0);
   const [subOff, subLen, prnOff, prnLen] = [8, 10, 12, 14].map((o) => buf.readUInt16LE(o));
-  void subOff;
-  void subLen;
   const body = tag === 0xa000000c ? 20 : 16;
-  return { tag, printName: buf.subarray(body + prnOff, body + prnOff + prnLen).toString('utf16le'), flags: tag === 0xa000000c ? buf.readUInt32LE(16) : undefined };
+  const name = (off: number, len: number) => buf.subarray(body + off, body + off + len).toString('utf16le');
+  return { tag, substituteName: name(subOff, subLen), printName: name(prnOff, prnLen), flags: tag === 0xa000000c ? buf.readUInt32LE(16) : undefined };
 }
 
 /** blkid -o export prints non-ASCII bytes in `cat -v` notation (M-CM-^\\ for 0xC3 0x9C). */
@@ -383,8 +382,9 @@ describe.each(manifests.map((m) => [m.image, m] as const))('%s', (_name, manifes
           } else {
             const rp = reparse(runBuffer('icat', ['-o', sector, image, `${ino}-192`]));
             expect([0xa0000003, 0xa000000c], e.path).toContain(rp.tag);
-            // The manifest keeps a junction's print name; a relative Windows symlink as ntfs-3g shows it (with '/').
-            const target = rp.tag === 0xa000000c && rp.flags === 1 ? rp.printName.replaceAll('\\', '/') : rp.printName;
+            // Targets as a Unix reader sees them: relative with '/', absolute as /C:/... (no \\??\\ prefix).
+            const relative = rp.tag === 0xa000000c && rp.flags === 1;
+            const target = relative ? rp.substituteName.replaceAll('\\', '/') : `/${rp.substituteName.replace(/^\\\?\?\\/, '').replaceAll('\\', '/')}`;
             Object.assign(s, { type: 'symlink', target, size: undefined, sha256: undefined });
           }
         }
