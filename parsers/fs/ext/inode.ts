@@ -71,7 +71,11 @@ export function parseInode(raw: Buffer, ino: number, offset: number, sb: Superbl
 
   const hugeFile = (sb.roCompat & RO_COMPAT.hugeFile) !== 0;
   const blocks = raw.readUInt32LE(0x1c) + (hugeFile && linux ? raw.readUInt16LE(0x74) * 2 ** 32 : 0);
-  const allocatedSize = blocks * (hugeFile && (flags & INODE_FLAG.hugeFile) !== 0 ? sb.blockSize : 512);
+  let allocatedSize = blocks * (hugeFile && (flags & INODE_FLAG.hugeFile) !== 0 ? sb.blockSize : 512);
+  // Inline data lives in the inode and uses no blocks; like the kernel's
+  // ext4_getattr, report its sectors anyway so du, tar and rsync do not take
+  // the file for entirely sparse.
+  if ((flags & INODE_FLAG.inlineData) !== 0) allocatedSize += Math.ceil(size / 512) * 512;
 
   const stat: Stat = {
     type: typeInfo ? typeInfo.type : 'other',
