@@ -132,7 +132,10 @@ describe.each(variants)('$name', (v) => {
       expect(compareTrees(expected, actual)).toEqual([]);
       const sparse = actual.get('/sparse.bin')!;
       expect(sparse.allocatedSize).toBeLessThan(sparse.size / 4);
-      expect(actual.get('/all-hole.bin')!.allocatedSize).toBe(0);
+      // mke2fs -d marks a data-less file inline on inline_data filesystems, and
+      // the kernel (ext4_getattr) then reports size/512 sectors; so do we.
+      const hole = actual.get('/all-hole.bin')!;
+      expect(hole.allocatedSize).toBe(v.inline ? Math.ceil(hole.size / 512) * 512 : 0);
       expect(actual.get('/large.bin')!.allocatedSize).toBeGreaterThanOrEqual(actual.get('/large.bin')!.size);
       const root = await fs.root();
       if (v.smallInodes) expect(root.stat.birthtimeNs).toBeNull();
