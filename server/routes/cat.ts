@@ -17,6 +17,13 @@ import { flag, type ImageRoute } from './context.js';
 const SANDBOX_CSP = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'; media-src 'self'";
 const PDF_CSP = "default-src 'none'; object-src 'self'; plugin-types application/pdf";
 
+/**
+ * Read size per download: large enough that every read reaches the image as
+ * one big pread, small enough that 50 parallel downloads stay in a few
+ * hundred MB (each holds about three chunks: reading, buffered, in the socket).
+ */
+const DOWNLOAD_CHUNK = 256 * 1024;
+
 /** Resolve PATH (following symlinks inside the image) to a regular file or say why not. */
 export async function fileEntry(route: ImageRoute): Promise<Entry> {
   const entry = await route.disk.stat(route.path);
@@ -97,7 +104,7 @@ export async function cat(route: ImageRoute): Promise<void> {
       return;
     }
     await pipeline(
-      disk.createReadStream(entry, { start, end }),
+      disk.createReadStream(entry, { start, end }, DOWNLOAD_CHUNK),
       async function* (chunks: AsyncIterable<Buffer>) {
         for await (const chunk of chunks) {
           sent += chunk.length;
