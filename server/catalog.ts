@@ -25,8 +25,11 @@ const NOT_IMAGES = new Set([
   '.xml', '.html', '.yml', '.yaml', '.toml', '.csv', '.pdf', '.lock', '.tmp', '.part',
 ]);
 
+/** Checksum lists and notes that often sit next to images without an extension. */
+const NOT_IMAGE_NAMES = /^(SHA\d*SUMS|MD5SUMS|B2SUMS|CHECKSUMS?|README|LICENSE|COPYING|NOTES|Makefile)$/i;
+
 export function looksLikeImageName(name: string): boolean {
-  return !name.startsWith('.') && !NOT_IMAGES.has(extname(name).toLowerCase());
+  return !name.startsWith('.') && !NOT_IMAGES.has(extname(name).toLowerCase()) && !NOT_IMAGE_NAMES.test(name);
 }
 
 /**

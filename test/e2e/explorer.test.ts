@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
@@ -7,19 +7,30 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashPassword } from '../../server/auth/passwords.js';
 import { writeUsers } from '../../server/auth/users-file.js';
 import { startServer, type RunningServer } from '../../server/index.js';
-import { serverFixture, type Fixture } from '../server/fixture.js';
+import { serverFixture, type Fixture, type ManifestEntry } from '../server/fixture.js';
 import { sha256File, unzip } from '../server/helpers.js';
 
 /**
- * The explorer in real headless Chromium, logged in as a helpdesk user: find a
- * file three folders down, download it, download its folder as a zip, and
- * compare both with the truth manifest of the image.
+ * The explorer in real headless Chromium, logged in as a helpdesk user: open
+ * the sample image mbr.img, find a file three folders down on its logical
+ * ext4 volume, download it, download its folder as a zip, and compare both
+ * with the image's truth manifest. The server's own fixture (next to the
+ * sample images, so IDs carry their folder's name) covers the rest: a
+ * 10,000-entry folder, unreadable and damaged volumes.
  */
 const ROOT = join(import.meta.dirname, '..', '..');
+const SAMPLES = join(ROOT, 'sample-images');
 const OUTPUT = join(ROOT, 'test-output');
 const PASSWORD = 'helpdesk password 1';
 
+interface SampleManifest {
+  size: number;
+  volumes: { name: string; start: number; size: number; fs: string | null; label: string | null }[];
+  entries: ManifestEntry[];
+}
+
 let fx: Fixture;
+let mbr: SampleManifest;
 let work: string;
 let server: RunningServer;
 let context: BrowserContext;
@@ -27,6 +38,7 @@ let page: Page;
 
 beforeAll(async () => {
   fx = serverFixture();
+  mbr = JSON.parse(readFileSync(join(SAMPLES, 'mbr.manifest.json'), 'utf8')) as SampleManifest;
   work = mkdtempSync(join(tmpdir(), 'loopless-e2e-'));
   mkdirSync(OUTPUT, { recursive: true });
   // The page as `npm run build` makes it, built here so the test does not depend on a stale dist/.
@@ -34,7 +46,7 @@ beforeAll(async () => {
   execFileSync(process.execPath, [join(ROOT, 'web', 'build.mjs'), web]);
   const usersFile = join(work, 'users.json');
   await writeUsers(usersFile, { version: 1, users: { helpdesk: { hash: await hashPassword(PASSWORD), folders: null } } });
-  server = await startServer({ folders: [fx.served], port: 0, requireLogin: true, usersFile, audit: join(work, 'audit.log'), webRoot: web });
+  server = await startServer({ folders: [SAMPLES, fx.served], port: 0, requireLogin: true, usersFile, audit: join(work, 'audit.log'), webRoot: web });
   context = await chromium.launchPersistentContext(join(work, 'profile'), {
     executablePath: '/usr/bin/chromium',
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
@@ -51,11 +63,13 @@ afterAll(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-function manifestEntry(path: string) {
-  const e = fx.manifest.find((m) => m.path === path);
-  if (!e) throw new Error(`not in the manifest: ${path}`);
+function sampleEntry(path: string): ManifestEntry {
+  const e = mbr.entries.find((m) => m.path === path);
+  if (!e) throw new Error(`not in mbr.manifest.json: ${path}`);
   return e;
 }
+
+const FIXTURE = 'served%2Fhelpdesk.img';
 
 async function download(trigger: () => Promise<void>): Promise<{ file: string; name: string }> {
   const [dl] = await Promise.all([page.waitForEvent('download'), trigger()]);
@@ -72,7 +86,7 @@ function poll<T>(fn: () => Promise<T> | T) {
 }
 
 describe('web explorer in Chromium', () => {
-  it('logs in, opens an image, walks to a nested file, downloads it and its folder as zip', async () => {
+  it('logs in, opens a sample image, walks to a nested file, downloads it and its folder as zip', async () => {
     page.on('pageerror', (e) => errors.push(e.message));
     await page.goto(server.url);
 
@@ -88,77 +102,85 @@ describe('web explorer in Chromium', () => {
     // Images: name, size, table, and a damaged image explained in words.
     const images = page.locator('table.images');
     await images.waitFor();
-    expect(await images.locator('tbody tr').count()).toBe(3);
-    expect(await images.locator('tr[data-id="helpdesk.img"]').textContent()).toMatch(/64\.0 MiB.*MBR.*ready/);
-    expect(await images.locator('tr[data-id="broken.img"] .status').textContent()).toMatch(/Damaged: corrupt GPT/);
+    const ids = await images.locator('tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-id')));
+    expect(ids).toEqual(expect.arrayContaining(['sample-images/mbr.img', 'sample-images/gpt.img', 'served/helpdesk.img', 'served/broken.img']));
+    expect(await images.locator('tr[data-id="sample-images/mbr.img"]').textContent()).toMatch(/70\.0 MiB.*MBR.*ready/);
+    expect(await images.locator('tr[data-id="served/broken.img"] .status').textContent()).toMatch(/Damaged: corrupt GPT/);
     await poll(() => page.locator('#who').textContent()).toContain('Logged in as helpdesk');
 
-    // The partition layout, to scale.
-    await images.getByRole('link', { name: 'helpdesk.img' }).click();
+    // The partition layout of mbr.img, to scale, by keyboard: ↓ to the row, Enter.
+    await images.locator('a.row-link').first().focus();
+    while ((await page.evaluate(() => document.activeElement?.textContent)) !== 'sample-images/mbr.img') await page.keyboard.press('ArrowDown');
+    await page.keyboard.press('Enter');
     const bar = page.locator('.layout-bar');
     await bar.waitFor();
     const segments = bar.locator('.segment');
-    expect(await segments.count()).toBe(3);
-    expect(await segments.nth(0).textContent()).toBe('p1 · ext4 · “helpdesk” · 40.0 MiB');
-    expect(await segments.nth(1).getAttribute('class')).toContain('foreign');
-    expect(await segments.nth(2).getAttribute('class')).toContain('damaged');
+    expect(await segments.count()).toBe(mbr.volumes.length);
     const barBox = (await bar.boundingBox())!;
-    const p1Box = (await segments.nth(0).boundingBox())!;
-    expect(Math.abs(p1Box.width / barBox.width - 40 / 64)).toBeLessThan(0.01);
-    expect(Math.abs((p1Box.x - barBox.x) / barBox.width - 1 / 64)).toBeLessThan(0.01);
+    for (const [i, v] of mbr.volumes.entries()) {
+      const box = (await segments.nth(i).boundingBox())!;
+      expect(await segments.nth(i).getAttribute('title')).toContain(`${v.name} · ${v.fs}`);
+      expect(await segments.nth(i).locator('.segment-name').textContent()).toBe(v.name);
+      expect(Math.abs((box.x - barBox.x) / barBox.width - v.start / mbr.size), v.name).toBeLessThan(0.01);
+      expect(Math.abs(box.width / barBox.width - v.size / mbr.size), v.name).toBeLessThan(0.01);
+    }
     await page.screenshot({ path: join(OUTPUT, 'e2e-image-layout.png') });
 
-    // Into p1, then down three folders: by mouse, by mouse, by keyboard (filter + Enter).
-    await segments.nth(0).click();
-    const table = page.locator('.vt').first();
-    await table.locator('.vt-row a.entry-name', { hasText: /^docs$/ }).click();
-    await page.locator('nav.crumbs a[aria-current="page"]', { hasText: 'docs' }).waitFor();
-    await page.locator('.vt-row a.entry-name', { hasText: /^reports$/ }).click();
-    await page.locator('nav.crumbs a[aria-current="page"]', { hasText: 'reports' }).waitFor();
+    // Into the logical ext4 volume p5, then three folders down: by mouse, by mouse, by keyboard.
+    await bar.locator('.segment', { hasText: 'p5 · ext4' }).click();
+    await page.locator('nav.crumbs a[aria-current="page"]', { hasText: 'p5' }).waitFor();
+    await page.locator('.vt-row a.entry-name', { hasText: /^home$/ }).click();
+    await page.locator('nav.crumbs a[aria-current="page"]', { hasText: 'home' }).waitFor();
     await page.keyboard.press('/');
-    await page.keyboard.type('2024');
-    await poll(() => page.locator('.toolbar .count').textContent()).toBe('1 of 2 entries');
+    await page.keyboard.type('an');
+    await poll(() => page.locator('.toolbar .count').textContent()).toMatch(/^1 of \d+ entr/);
     await page.keyboard.press('Enter'); // to the list
     await page.keyboard.press('Enter'); // open the folder under the cursor
-    await page.locator('nav.crumbs a[aria-current="page"]', { hasText: '2024' }).waitFor();
+    await page.locator('nav.crumbs a[aria-current="page"]', { hasText: 'ana' }).waitFor();
 
-    // Select the spreadsheet, look at its details, download it.
-    await page.locator('.vt-row', { hasText: 'budget-q3.xlsx' }).click();
+    // Select the file, look at its details and preview, download it.
+    const path = '/p5/home/ana/shared.txt';
+    const want = sampleEntry(path);
+    await page.locator('.vt-row', { hasText: 'shared.txt' }).click();
     const details = page.locator('aside.details');
     await details.locator('dl.meta').waitFor();
-    expect(await details.locator('h2').textContent()).toBe('budget-q3.xlsx');
-    expect(await details.locator('dl.meta').textContent()).toContain('300,000 bytes');
+    expect(await details.locator('h2').textContent()).toBe('shared.txt');
+    expect(await details.locator('dl.meta').textContent()).toContain(`${want.size} bytes`);
+    await poll(() => details.locator('pre.text-preview').textContent()).not.toBe('loading…');
     await details.locator('button[data-action="sha256"]').click();
-    const want = manifestEntry('/p1/docs/reports/2024/budget-q3.xlsx');
     await poll(() => details.locator('output.hash').textContent()).toBe(want.sha256);
     await page.screenshot({ path: join(OUTPUT, 'e2e-explorer.png') });
     const file = await download(() => details.locator('a[data-action="download"]').click());
-    expect(file.name).toBe('budget-q3.xlsx');
+    expect(file.name).toBe('shared.txt');
     expect(statSync(file.file).size).toBe(want.size);
     expect(sha256File(file.file)).toBe(want.sha256);
+    const preview = await details.locator('pre.text-preview').textContent();
+    expect(preview).toBe(readFileSync(file.file, 'utf8'));
 
-    // Up to docs by breadcrumb, and the whole folder as a zip.
-    await page.locator('nav.crumbs a', { hasText: /^docs$/ }).click();
-    await page.locator('nav.crumbs a[aria-current="page"]', { hasText: 'docs' }).waitFor();
+    // Up to home by breadcrumb, and the whole folder as a zip.
+    await page.locator('nav.crumbs a', { hasText: /^home$/ }).click();
+    await page.locator('nav.crumbs a[aria-current="page"]', { hasText: 'home' }).waitFor();
     const zip = await download(() => page.locator('a[data-action="zip-folder"]').click());
-    expect(zip.name).toBe('docs.zip');
+    expect(zip.name).toBe('home.zip');
     const out = join(work, 'unzipped');
     unzip(zip.file, out);
-    const inManifest = fx.manifest.filter((m) => m.path.startsWith('/p1/docs/') && m.type === 'file');
-    expect(inManifest.length).toBe(6);
-    for (const m of inManifest) {
-      const host = join(out, m.path.slice('/p1/'.length));
-      expect(sha256File(host), m.path).toBe(m.sha256);
-      expect(statSync(host).mtime.toISOString(), m.path).toBe(m.mtime);
+    const under = mbr.entries.filter((m) => m.path.startsWith('/p5/home/'));
+    expect(under.filter((m) => m.type === 'file').length).toBeGreaterThanOrEqual(2);
+    for (const m of under) {
+      const host = join(out, m.path.slice('/p5/'.length));
+      if (m.type === 'file') {
+        expect(sha256File(host), m.path).toBe(m.sha256);
+        expect(statSync(host).mtime.toISOString(), m.path).toBe(m.mtime);
+        expect(statSync(host).mode & 0o7777, m.path).toBe(m.mode);
+      }
     }
-    const listed = readdirSync(join(out, 'docs'), { recursive: true }).map(String).sort();
-    const expected = fx.manifest.filter((m) => m.path.startsWith('/p1/docs/')).map((m) => m.path.slice('/p1/docs/'.length)).sort();
-    expect(listed).toEqual(expected);
+    const listed = readdirSync(join(out, 'home'), { recursive: true }).map(String).sort();
+    expect(listed).toEqual(under.map((m) => m.path.slice('/p5/home/'.length)).sort());
     expect(errors).toEqual([]);
   }, 180_000);
 
   it('keeps a 10,000-entry folder small in the page and reachable by keyboard', async () => {
-    await page.goto(`${server.url}#/i/helpdesk.img/p1/many`);
+    await page.goto(`${server.url}#/i/${FIXTURE}/p1/many`);
     await poll(() => page.locator('.toolbar .count').textContent()).toBe('10,000 entries');
     const rendered = await page.locator('.vt-row:not([hidden])').count();
     expect(rendered).toBeGreaterThan(10);
@@ -175,7 +197,7 @@ describe('web explorer in Chromium', () => {
   }, 120_000);
 
   it('searches a volume with streamed results', async () => {
-    await page.goto(`${server.url}#/i/helpdesk.img/p1/docs`);
+    await page.goto(`${server.url}#/i/${FIXTURE}/p1/docs`);
     await page.locator('nav.crumbs a[aria-current="page"]', { hasText: 'docs' }).waitFor();
     await page.locator('#search').fill('*.pdf');
     await page.keyboard.press('Enter');
@@ -186,9 +208,15 @@ describe('web explorer in Chromium', () => {
   }, 60_000);
 
   it('says in words why a volume cannot be read, and logs out', async () => {
-    await page.goto(`${server.url}#/i/helpdesk.img/p3`);
+    await page.goto(`${server.url}#/i/${FIXTURE}`);
+    const segments = page.locator('.layout-bar .segment');
+    await poll(() => segments.count()).toBe(3);
+    expect(await segments.nth(1).getAttribute('class')).toContain('foreign');
+    expect(await segments.nth(2).getAttribute('class')).toContain('damaged');
+    expect(await page.locator('table.volumes').textContent()).toContain('Loopless cannot read xfs');
+    await page.goto(`${server.url}#/i/${FIXTURE}/p3`);
     await poll(() => page.locator('.error-box strong').textContent()).toBe('This part of the image is damaged and cannot be read.');
-    await page.goto(`${server.url}#/i/helpdesk.img/p2`);
+    await page.goto(`${server.url}#/i/${FIXTURE}/p2`);
     await poll(() => page.locator('.error-box strong').textContent()).toBe('Loopless cannot read this kind of filesystem.');
     await page.screenshot({ path: join(OUTPUT, 'e2e-unsupported.png') });
     await page.locator('#who button', { hasText: 'Log out' }).click();

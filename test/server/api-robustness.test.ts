@@ -1,4 +1,4 @@
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +21,10 @@ beforeAll(async () => {
   mkdirSync(served);
   copyFileSync(fx.helpdesk, join(served, 'helpdesk.img'));
   copyFileSync(join(fx.served, 'laptops', 'ana.img'), join(served, 'swap.img'));
+  // Files that live next to images but are none.
+  writeFileSync(join(served, 'SHA256SUMS'), 'x  helpdesk.img\n');
+  writeFileSync(join(served, 'README.md'), '# images\n');
+  writeFileSync(join(served, 'helpdesk.manifest.json'), '{}');
   auditFile = join(work, 'audit.log');
   server = await startServer({ folders: [served], port: 0, audit: auditFile, openImages: 1 });
 });
@@ -56,6 +60,12 @@ function hangUpAfterFirstChunk(path: string): Promise<number> {
 }
 
 describe('robustness', () => {
+  it('lists only images, not the checksum lists and notes beside them', async () => {
+    const list = JSON.parse((await rawGet(server.url, '/api/images')).text) as { id: string }[];
+    expect(list.map((i) => i.id)).toEqual(['helpdesk.img', 'swap.img']);
+    expect((await rawGet(server.url, '/api/images/SHA256SUMS')).status).toBe(404);
+  });
+
   it('a client hanging up mid-download frees the image and is audited as incomplete', async () => {
     await hangUpAfterFirstChunk('/api/images/helpdesk.img/cat/p1/big/sparse.bin');
     await eventually(() => server.pool.leaseCount === 0);

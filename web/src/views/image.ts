@@ -5,7 +5,7 @@ import { humanSize } from '../format.js';
 import { icon } from '../icons.js';
 import { href } from '../routes.js';
 import { arrowNavigation } from './images.js';
-import { layoutBar, volumeLabel } from './layout-bar.js';
+import { layoutBar } from './layout-bar.js';
 
 const TABLE_NAMES: Record<string, string> = { mbr: 'MBR partition table', gpt: 'GPT partition table', none: 'no partition table' };
 
@@ -67,6 +67,7 @@ export async function showImage(id: string, signal: AbortSignal): Promise<void> 
   );
   arrowNavigation(table);
   main.appendChild(table);
-  main.appendChild(h('p', { class: 'hint' }, `Choose a volume to browse its files (${info.volumes.filter((v) => v.supported).map(volumeLabel).join('; ') || 'none is readable'}).`));
+  const readable = info.volumes.filter((v) => v.supported).length;
+  main.appendChild(h('p', { class: 'hint' }, readable ? 'Choose a volume to browse its files (click its bar or its name; ↑/↓ and Enter work too).' : 'None of the volumes can be read by Loopless.'));
   (main.querySelector<HTMLElement>('a.row-link') ?? main).focus();
 }

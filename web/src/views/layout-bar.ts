@@ -28,7 +28,8 @@ export function layoutBar(id: string, info: ImageInfo): HTMLElement {
     const title = `${label}\nstarts at byte ${v.start.toLocaleString('en-US')} (${humanSize(v.start)})${v.error ? `\n${v.error}` : !readable && v.fs ? `\n${v.fs} is not readable by Loopless` : ''}`;
     const state = readable ? '' : v.error ? ' damaged' : ' foreign';
     const cls = `segment fs-${(v.fs ?? 'none').replace(/[^a-z0-9]/gi, '')}${state}`;
-    const text = h('span', { class: 'segment-label' }, label);
+    // The volume name stays readable on a thin segment; the rest gives way first.
+    const text = h('span', { class: 'segment-label' }, h('span', { class: 'segment-name' }, v.name), h('span', { class: 'segment-rest' }, label.slice(v.name.length)));
     const seg = readable
       ? h('a', { class: cls, style, title, href: href({ view: 'browse', id, path: `/${v.name}` }), role: 'listitem', 'aria-label': `${label}, open` }, text)
       : h('div', { class: cls, style, title, role: 'listitem', tabindex: 0, 'aria-label': `${label}, cannot be read${v.error ? `: ${v.error}` : ''}` }, text);
