@@ -207,6 +207,25 @@ describe('web explorer in Chromium', () => {
     await poll(() => page.locator('.search-status').count()).toBe(0);
   }, 60_000);
 
+  it('previews images, PDF and text; HTML from an image is shown as text, never run', async () => {
+    await page.goto(`${server.url}#/i/${FIXTURE}/p1/photos/cat.png`);
+    const img = page.locator('.details .preview img');
+    await img.waitFor();
+    await poll(() => img.evaluate((el) => (el as HTMLImageElement).naturalWidth)).toBe(64);
+
+    await page.goto(`${server.url}#/i/${FIXTURE}/p1/docs/manual.pdf`);
+    const show = page.locator('.details .preview button', { hasText: 'Show PDF' });
+    await show.waitFor();
+    const [pdf] = await Promise.all([page.waitForResponse((r) => r.url().includes('/cat/p1/docs/manual.pdf')), show.click()]);
+    expect(pdf.status()).toBe(200);
+    expect(pdf.headers()['content-type']).toBe('application/pdf');
+    await page.locator('.details iframe.pdf').waitFor();
+
+    await page.locator('.vt-row', { hasText: 'page.html' }).click();
+    await poll(() => page.locator('.details pre.text-preview').textContent()).toContain('<script>document.title="pwned"</script>');
+    expect(await page.title()).not.toBe('pwned');
+  }, 60_000);
+
   it('says in words why a volume cannot be read, and logs out', async () => {
     await page.goto(`${server.url}#/i/${FIXTURE}`);
     const segments = page.locator('.layout-bar .segment');
