@@ -83,6 +83,8 @@ export class ImagesApi {
     try {
       lease = await this.options.pool.acquire(image.path);
     } catch (e) {
+      // Removed since the folder was last scanned: as gone as an ID never seen.
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new HttpError(404, `no such image: ${r.id}`);
       sendError(res, e, scrubber(image));
       return;
     }

@@ -110,7 +110,8 @@ describe('web explorer in Chromium', () => {
 
     // The partition layout of mbr.img, to scale, by keyboard: ↓ to the row, Enter.
     await images.locator('a.row-link').first().focus();
-    while ((await page.evaluate(() => document.activeElement?.textContent)) !== 'sample-images/mbr.img') await page.keyboard.press('ArrowDown');
+    const focused = () => page.evaluate<string | null>('document.activeElement && document.activeElement.textContent');
+    for (let i = 0; i < 20 && (await focused()) !== 'sample-images/mbr.img'; i++) await page.keyboard.press('ArrowDown');
     await page.keyboard.press('Enter');
     const bar = page.locator('.layout-bar');
     await bar.waitFor();
@@ -211,7 +212,7 @@ describe('web explorer in Chromium', () => {
     await page.goto(`${server.url}#/i/${FIXTURE}/p1/photos/cat.png`);
     const img = page.locator('.details .preview img');
     await img.waitFor();
-    await poll(() => img.evaluate((el) => (el as HTMLImageElement).naturalWidth)).toBe(64);
+    await poll(() => img.evaluate((el) => (el as unknown as { naturalWidth: number }).naturalWidth)).toBe(64);
 
     await page.goto(`${server.url}#/i/${FIXTURE}/p1/docs/manual.pdf`);
     const show = page.locator('.details .preview button', { hasText: 'Show PDF' });

@@ -116,6 +116,16 @@ describe('robustness', () => {
     expect(again.status).toBe(200);
   });
 
+  it('an image deleted since the last scan is simply not found', async () => {
+    copyFileSync(join(fx.served, 'laptops', 'ana.img'), join(served, 'gone.img'));
+    await new Promise((r) => setTimeout(r, 2100)); // next scan sees it
+    expect((await rawGet(server.url, '/api/images/gone.img')).status).toBe(200);
+    rmSync(join(served, 'gone.img'));
+    const r = await rawGet(server.url, '/api/images/gone.img/ls/fs');
+    expect(r.status).toBe(404);
+    expect(JSON.parse(r.text)).toEqual({ error: 'no such image: gone.img' });
+  });
+
   it('answers a missing page bundle with words, not a blank page', async () => {
     const bare = await startServer({ folders: [served], port: 0, audit: join(work, 'bare.log'), webRoot: join(work, 'no-such-web') });
     try {
