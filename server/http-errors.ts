@@ -63,11 +63,10 @@ export function sendError(res: Response, e: unknown, scrub: (message: string) =>
     res.destroy();
     return;
   }
-  const status = statusOf(e);
+  // Headers describing the file that was to be sent do not describe this error.
+  for (const h of ['Content-Disposition', 'ETag', 'Last-Modified', 'Content-Length', 'Content-Range', 'Accept-Ranges', 'Cache-Control']) res.removeHeader(h);
   if (e instanceof HttpError) for (const [k, v] of Object.entries(e.headers)) res.setHeader(k, v);
   const body = errorBody(e);
   body.error = scrub(body.error);
-  res.removeHeader('Content-Disposition');
-  res.removeHeader('ETag');
-  res.status(status).type('application/json').send(JSON.stringify(body));
+  res.status(statusOf(e)).type('application/json').send(JSON.stringify(body));
 }

@@ -15,7 +15,7 @@ import { flag, type ImageRoute } from './context.js';
  * run in a sandbox, and a PDF cannot reach our origin's script context anyway.
  */
 const SANDBOX_CSP = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'; media-src 'self'";
-const PDF_CSP = "default-src 'none'; object-src 'self'; plugin-types application/pdf";
+const PDF_CSP = "default-src 'none'; object-src 'self'";
 
 /**
  * Read size per download: large enough that every read reaches the image as
@@ -103,22 +103,27 @@ export async function cat(route: ImageRoute): Promise<void> {
       res.end();
       return;
     }
-    await pipeline(
-      disk.createReadStream(entry, { start, end }, DOWNLOAD_CHUNK),
-      async function* (chunks: AsyncIterable<Buffer>) {
-        for await (const chunk of chunks) {
-          sent += chunk.length;
-          yield chunk;
+    const chunks = disk.createReadStream(entry, { start, end }, DOWNLOAD_CHUNK)[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    // The first read happens before anything is sent, so a file that cannot be
+    // read at all is still answered with its reason as JSON (422 ...).
+    const first = await chunks.next();
+    await pipeline(async function* () {
+      try {
+        for (let c = first; !c.done; c = await chunks.next()) {
+          sent += c.value.length;
+          yield c.value;
         }
-      },
-      res,
-    );
+      } finally {
+        await chunks.return?.(); // ends (destroys) the read stream when the client left early
+      }
+    }, res);
   } catch (e) {
     // The client left (nothing to tell anyone) or a read failed mid-file: the
     // response is cut short so the client sees a failed transfer, not a short file.
     const clientLeft = (e as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE';
-    if (!res.destroyed) res.destroy();
     error = clientLeft ? 'client disconnected' : oneLine(e);
+    if (!clientLeft && !res.headersSent && !res.destroyed) throw e;
+    if (!res.destroyed) res.destroy();
   } finally {
     audit.record({
       event: 'download',

@@ -290,6 +290,18 @@ describe('cat', () => {
     expect(JSON.parse(fifo.text).error).toMatch(/not a regular file/);
   });
 
+  it('a file that cannot be read says why (422 CORRUPT), with nothing of the file in the headers', async () => {
+    const r = await get(`${IMG}/cat/p1/damaged/broken.bin?download=1`);
+    expect(r.status).toBe(422);
+    expect(r.headers['content-type']).toBe('application/json; charset=utf-8');
+    expect(r.headers['content-disposition']).toBeUndefined();
+    expect(r.headers['content-range']).toBeUndefined();
+    expect(JSON.parse(r.text)).toMatchObject({ code: 'CORRUPT', error: expect.stringMatching(/broken\.bin: corrupt ext extent/) });
+    expect((await get(`${IMG}/sha256/p1/damaged/broken.bin`)).status).toBe(422);
+    expect(await auditLine((l) => l.path === '/p1/damaged/broken.bin')).toMatchObject({ event: 'download', complete: false, bytes: 0, error: expect.stringMatching(/corrupt/) });
+    expect((await get(`${IMG}/cat/p1/damaged/ok.txt`)).text).toBe('this one is fine\n');
+  });
+
   it('keeps active content from the image from running in our origin', async () => {
     const html = await get(`${IMG}/cat/p1/docs/page.html`);
     expect(html.headers['content-type']).toBe('text/html; charset=utf-8');
@@ -345,6 +357,18 @@ describe('zip', () => {
     const out = join(work, 'special-out');
     unzip(specialZip, out);
     expect(readFileSync(join(out, 'special', 'LOOPLESS-ERRORS.txt'), 'utf8')).toMatch(/\/p1\/special\/pipe: left out \(fifo\)/);
+  });
+
+  it('a damaged file does not break the zip: the rest is there and LOOPLESS-ERRORS.txt says what is missing', async () => {
+    const r = await get(`${IMG}/zip/p1/damaged`);
+    expect(r.status).toBe(200);
+    const f = join(work, 'damaged.zip');
+    writeFileSync(f, r.body);
+    const out = join(work, 'damaged-out');
+    unzip(f, out);
+    expect(readFileSync(join(out, 'damaged', 'ok.txt'), 'utf8')).toBe('this one is fine\n');
+    expect(readFileSync(join(out, 'damaged', 'LOOPLESS-ERRORS.txt'), 'utf8')).toMatch(/\/p1\/damaged\/broken\.bin: incomplete in this zip: .*corrupt ext extent/);
+    expect(statSync(join(out, 'damaged', 'broken.bin')).size).toBe(0);
   });
 
   it('zips a volume root under its volume name and refuses a file', async () => {

@@ -26,7 +26,8 @@ import { dirname, join } from 'node:path';
  *
  * The served folder:
  *   helpdesk.img            MBR: p1 ext4 "helpdesk" (nested folders, Unicode names,
- *                           symlinks pointing outside, 10,000-entry folder, a fifo),
+ *                           symlinks pointing outside, 10,000-entry folder, a fifo,
+ *                           a file whose extent points outside the filesystem),
  *                           a gap, p2 carrying an XFS signature (unsupported),
  *                           p3 ext4 with damaged group descriptors (corrupt volume)
  *   helpdesk.manifest.json  truth for p1 (not an image: never listed)
@@ -167,6 +168,10 @@ function helpdeskTree(): TreeFile[] {
     { path: 'links/abs-passwd', symlink: '/etc/passwd' },
     { path: 'links/escape', symlink: '../../../../../../../../etc/passwd' },
     { path: 'links/docs', symlink: '../docs' },
+    { path: 'damaged', dir: true },
+    { path: 'damaged/ok.txt', data: Buffer.from('this one is fine\n') },
+    // Its extent is pointed outside the filesystem after mkfs (see build): reading it fails.
+    { path: 'damaged/broken.bin', data: noise('broken', 64 * 1024) },
     { path: 'special', dir: true },
     { path: 'special/pipe', fifo: true },
     { path: 'many', dir: true },
@@ -249,7 +254,15 @@ function build(dir: string): void {
   writeFileSync(img, '');
   execFileSync('truncate', ['-s', `${64 * MIB}`, img]);
   run('sfdisk', ['-q', img], 'label: dos\nstart=2048, size=40M, type=83\nstart=45M, size=8M, type=83\nstart=53M, size=4M, type=83\n');
-  run('mkfs.ext4', ['-q', '-F', '-L', 'helpdesk', '-N', String(MANY + 200), '-E', `offset=${MIB}`, '-d', tree, img, '40M']);
+  // p1 is made as a file of its own so debugfs can damage one file's extent, then copied in at its offset.
+  const p1 = join(dir, 'p1.ext4');
+  writeFileSync(p1, '');
+  execFileSync('truncate', ['-s', '40M', p1]);
+  run('mkfs.ext4', ['-q', '-F', '-L', 'helpdesk', '-N', String(MANY + 200), '-d', tree, p1]);
+  // i_block[5] is the first extent's physical start (low 32 bits): far beyond the end.
+  run('debugfs', ['-w', '-R', 'sif /damaged/broken.bin block[5] 4000000000', p1]);
+  execFileSync('dd', [`if=${p1}`, `of=${img}`, 'bs=1M', `seek=1`, 'conv=notrunc', 'status=none']);
+  rmSync(p1);
   writeAt(img, 45 * MIB, Buffer.from('XFSB', 'latin1'));
   const small = join(dir, 'small');
   mkdirSync(small);
