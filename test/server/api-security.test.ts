@@ -1,4 +1,6 @@
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -193,6 +195,31 @@ describe('logins', () => {
   it('marks the cookie Secure behind TLS (X-Forwarded-Proto from the trusted proxy)', async () => {
     const ok = await login('helpdesk', PASSWORD, { 'X-Forwarded-Proto': 'https' });
     expect(ok.headers['set-cookie']![0]).toMatch(/; Secure$/);
+  });
+
+  it('serves HTTPS itself with --tls-cert/--tls-key, and the cookie is Secure', async () => {
+    const cert = join(work, 'cert.pem');
+    const key = join(work, 'key.pem');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost', '-keyout', key, '-out', cert], { stdio: 'ignore' });
+    const tls = await startServer({ folders: [fx.served], host: '0.0.0.0', port: 0, usersFile, audit: join(work, 'tls.log'), tls: { cert, key } });
+    try {
+      expect(tls.url).toMatch(/^https:\/\/localhost:\d+\/$/);
+      const r = await new Promise<{ status: number; cookie: string }>((resolve, reject) => {
+        const req = httpsRequest(
+          { host: '127.0.0.1', port: tls.port, path: '/api/login', method: 'POST', rejectUnauthorized: false, headers: { 'Content-Type': 'application/json' } },
+          (res) => {
+            res.resume();
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, cookie: res.headers['set-cookie']?.[0] ?? '' }));
+          },
+        );
+        req.on('error', reject);
+        req.end(JSON.stringify({ user: 'helpdesk', password: PASSWORD }));
+      });
+      expect(r.status).toBe(200);
+      expect(r.cookie).toMatch(/; HttpOnly; SameSite=Strict; Secure$/);
+    } finally {
+      await tls.close();
+    }
   });
 
   it('ignores X-Forwarded-Proto when no proxy is trusted', async () => {
