@@ -91,6 +91,17 @@ describe('loopless serve', () => {
     expect(s.output()).toContain('no login (only this machine can connect)');
     expect(JSON.parse((await rawGet(s.url, '/api/session')).text)).toEqual({ loginRequired: false, user: null });
     expect((await rawGet(s.url, '/api/images/helpdesk.img/cat/p1/docs/reports/2024/notes.txt')).status).toBe(200);
+    // The API answers with exactly what the CLI prints.
+    const img = join(fx.served, 'helpdesk.img');
+    expect(JSON.parse((await rawGet(s.url, '/api/images/helpdesk.img')).text)).toEqual(JSON.parse(cli(['info', img, '--json']).stdout));
+    for (const dir of ['/', '/p1', '/p1/links', '/p1/docs/reports/2024']) {
+      const api = JSON.parse((await rawGet(s.url, `/api/images/helpdesk.img/ls${dir}`)).text);
+      expect(api, dir).toEqual(JSON.parse(cli(['ls', img, dir, '--json']).stdout));
+    }
+    const recursive = JSON.parse((await rawGet(s.url, '/api/images/helpdesk.img/ls/p1/docs?recursive=1')).text);
+    expect(recursive).toEqual(JSON.parse(cli(['ls', img, '/p1/docs', '-R', '--json']).stdout));
+    const stat = JSON.parse((await rawGet(s.url, '/api/images/helpdesk.img/stat/p1/links/to-notes')).text);
+    expect(stat).toMatchObject(JSON.parse(cli(['stat', img, '/p1/links/to-notes', '--json']).stdout));
     // The audit trail goes to standard output by default.
     await eventually(() => s.output().includes('"event":"download"'));
     expect(await stop(s.child)).toBe(0);
