@@ -1,3 +1,4 @@
+import type { Dirent } from 'node:fs';
 import { lstat, readdir, realpath, stat } from 'node:fs/promises';
 import { basename, extname, join, sep } from 'node:path';
 
@@ -108,7 +109,7 @@ export class ImageCatalog {
   }
 
   private async scanFolder(root: string, dir: string, prefix: string[], depth: number, found: Map<string, ImageFile>): Promise<void> {
-    let names: import('node:fs').Dirent[];
+    let names: Dirent[];
     try {
       names = await readdir(dir, { withFileTypes: true });
     } catch {

@@ -1,4 +1,3 @@
-import { oneLine } from '../../parsers/errors.js';
 import { toLsJson, walk, type Disk, type Entry, type LsJson } from '../../parsers/vfs/index.js';
 import { ListingCache } from '../listing-cache.js';
 import { clientGone, flag, intParam, type ImageRoute } from './context.js';
@@ -82,8 +81,4 @@ export function symlinkTargetPath(linkPath: string, volume: string, target: stri
     } else base.push(part);
   }
   return '/' + base.join('/');
-}
-
-export function describeError(e: unknown): string {
-  return oneLine(e);
 }

@@ -1,6 +1,7 @@
 import mime from 'mime-types';
 import { toStatJson } from '../../parsers/vfs/index.js';
-import { describeError, symlinkTargetPath } from './listing.js';
+import { oneLine } from '../../parsers/errors.js';
+import { symlinkTargetPath } from './listing.js';
 import { flag, type ImageRoute } from './context.js';
 
 /**
@@ -22,7 +23,7 @@ export async function stat({ req, res, disk, path }: ImageRoute): Promise<void> 
       out.targetError = null;
     } catch (e) {
       out.targetType = null;
-      out.targetError = describeError(e);
+      out.targetError = oneLine(e);
     }
   }
   res.setHeader('Cache-Control', 'private, no-cache');
