@@ -221,18 +221,17 @@ async function fitToTarget(disk: Disk, plan: RestorePlan, targetSize: number, o:
     // The old backup GPT is rewritten at the new end, so it does not count as data past the end.
     const oldBackup = gpt ? disk.table.metadataRanges.filter((m) => m.what.startsWith('backup GPT')) : [];
     const needed = subtract(copy, oldBackup);
-    const neededEnd = needed.length ? rangeEnd(needed[needed.length - 1]) : 0;
+    const beyond = await firstDataPast(disk, needed, targetSize);
     const sizes = `the target is ${targetSize} bytes, the image ${imageSize} bytes`;
     if (!o.allowSmaller) {
       throw new RefusedError(
         `${o.target} is smaller than the image: ${sizes}. ` +
-          (neededEnd <= targetSize
-            ? `Everything restore writes ends at byte ${neededEnd}, inside the target: pass --allow-smaller to restore onto it anyway.`
-            : `The image holds data up to byte ${neededEnd}, past the target's end: it does not fit.`),
+          (beyond === null
+            ? `Everything restore writes lies inside the target (past byte ${targetSize} the image holds only free space or zeros): pass --allow-smaller to restore onto it anyway.`
+            : `The image holds data at byte ${beyond}, past the target's end: it does not fit.`),
       );
     }
     if (relocation?.problems.length) throw new RefusedError(`${o.target} is too small for this GPT: ${sizes}; ${relocation.problems.join('; ')}`);
-    const beyond = await firstDataPast(disk, needed, targetSize);
     if (beyond !== null) {
       throw new RefusedError(`${o.target} is too small: ${sizes}, and the image holds data at byte ${beyond}, past the target's end`);
     }
