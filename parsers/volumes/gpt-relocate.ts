@@ -107,11 +107,25 @@ async function protectiveMbr(source: ByteSource, ss: number, diskSectors: number
     if (sector[o + 4] !== 0xee || sector.readUInt32LE(o + 8) !== 1) continue;
     const size = sector.readUInt32LE(o + 12);
     if (size !== 0xffffffff && size < oldSectors - 1) return null;
-    sector.writeUInt32LE(Math.min(diskSectors - 1, 0xffffffff), o + 12);
-    sector[o + 5] = 0xff; // CHS of the last sector: "beyond CHS", as every tool writes it
-    sector[o + 6] = 0xff;
-    sector[o + 7] = 0xff;
+    const sectors = Math.min(diskSectors - 1, 0xffffffff);
+    sector.writeUInt32LE(sectors, o + 12);
+    chsOf(sectors).copy(sector, o + 5); // the last LBA covered: the entry starts at LBA 1
     return sector;
   }
   return null;
+}
+
+/**
+ * CHS address of an LBA with the 255-head, 63-sector geometry every tool
+ * assumes (as gdisk computes it); past cylinder 1023, the "beyond CHS" value
+ * 1023/254/63.
+ */
+function chsOf(lba: number): Buffer {
+  const heads = 255;
+  const perTrack = 63;
+  if (lba >= heads * perTrack * 1024) return Buffer.from([0xfe, 0xff, 0xff]);
+  const cylinder = Math.floor(lba / (heads * perTrack));
+  const head = Math.floor((lba % (heads * perTrack)) / perTrack);
+  const sector = (lba % perTrack) + 1;
+  return Buffer.from([head, sector | ((cylinder >> 2) & 0xc0), cylinder & 0xff]);
 }
