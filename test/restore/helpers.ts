@@ -5,11 +5,12 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, readlinkSync } from 'node:fs';
+import { closeSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { expect } from 'vitest';
 import { Disk, walk, type Entry } from '../../parsers/vfs/index.js';
 import { run } from '../support/run.js';
+import { makeTree } from '../support/tree.js';
 
 export const repoRoot = join(import.meta.dirname, '..', '..');
 export const BIN = join(repoRoot, 'bin', 'loopless.js');
@@ -227,4 +228,46 @@ export function expectKernelMatchesManifest(mountPoint: string, volume: string, 
     if (e.type === 'symlink') expect(k!.target, e.path).toBe(e.target);
   }
   return mine.length;
+}
+
+export const MiB = 1024 * 1024;
+
+export interface JunkDisk {
+  path: string;
+  size: number;
+  p1: { start: number; size: number };
+  p2: { start: number; size: number };
+  /** 4 KiB blocks of a deleted file on p1: free, but holding random bytes. */
+  junkBlocks: { start: number; length: number }[];
+}
+
+/**
+ * A GPT disk whose free space holds old data, as a real disk's does: a
+ * random "boot loader" in the gap before p1, ext4 on p1 (the common test
+ * tree, `extraMiB` of random data in /data.bin, and a deleted 8 MiB file
+ * whose blocks still hold random bytes), an unformatted p2 full of random
+ * bytes (restore copies it whole), and free space after p2.
+ */
+export function buildJunkDisk(dir: string, name: string, options: { p1MiB?: number; diskMiB?: number; extraMiB?: number } = {}): JunkDisk {
+  const p1 = { start: 1 * MiB, size: (options.p1MiB ?? 24) * MiB };
+  const p2 = { start: p1.start + p1.size, size: 2 * MiB };
+  const size = (options.diskMiB ?? 40) * MiB;
+  const tree = join(dir, `${name}-tree`);
+  makeTree(tree);
+  run('sh', ['-c', `head -c ${8 * MiB} /dev/urandom > ${join(tree, 'junk.bin')}`]);
+  if (options.extraMiB) run('sh', ['-c', `head -c ${options.extraMiB * MiB} /dev/urandom > ${join(tree, 'data.bin')}`]);
+  const fs = join(dir, `${name}-p1.ext4`);
+  run('mkfs.ext4', ['-q', '-F', '-b', '4096', '-d', tree, fs, `${p1.size / 1024}K`]);
+  // Where junk.bin's blocks are, then delete it: its data stays in the free blocks.
+  const blocks = run('debugfs', ['-R', 'blocks /junk.bin', fs]).trim().split(/\s+/).map(Number);
+  run('debugfs', ['-w', '-R', 'rm /junk.bin', fs]);
+  const path = join(dir, name);
+  run('truncate', ['-s', String(size), path]);
+  run('sgdisk', ['-o', '-n', `1:${p1.start / 512}:+${p1.size / 1024}K`, '-t', '1:8300', '-n', `2:${p2.start / 512}:+${p2.size / 1024}K`, '-t', '2:8300', path]);
+  run('dd', [`if=${fs}`, `of=${path}`, 'bs=1M', `seek=${p1.start / MiB}`, 'conv=notrunc,sparse', 'status=none']);
+  run('sh', ['-c', `head -c ${p2.size} /dev/urandom | dd of=${path} bs=1M seek=${p2.start / MiB} conv=notrunc status=none`]);
+  run('sh', ['-c', `head -c ${p1.start - 34 * 512} /dev/urandom | dd of=${path} bs=512 seek=34 conv=notrunc status=none`]);
+  rmSync(tree, { recursive: true, force: true });
+  rmSync(fs, { force: true });
+  return { path, size, p1, p2, junkBlocks: blocks.map((b) => ({ start: p1.start + b * 4096, length: 4096 })) };
 }

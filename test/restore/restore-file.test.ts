@@ -6,29 +6,29 @@
  * larger target, a smaller target is refused unless allowed and possible.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { copyFileSync, existsSync, readFileSync, writeFileSync, openSync, writeSync, closeSync, statSync, mkdirSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, openSync, writeSync, closeSync, statSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Disk } from '../../parsers/vfs/index.js';
 import { isRoot, run, tempDir } from '../support/run.js';
-import { makeTree } from '../support/tree.js';
 import {
   allocatedBytes,
+  buildJunkDisk,
   bytesOf,
   expectKernelMatchesManifest,
   expectSameDisk,
   jsonLines,
   loopless,
   manifest,
+  MiB,
   samples,
   sha256,
   withLoop,
   withMount,
+  type JunkDisk,
 } from './helpers.js';
 
 const tmp = tempDir('loopless-restore-file-');
 afterAll(() => tmp.cleanup());
-
-const MiB = 1024 * 1024;
 
 /** sfdisk's dump without the lines naming the file, so two disks compare. */
 function tableDump(path: string): string {
@@ -82,35 +82,16 @@ describe('restore of the sample images to a new file', () => {
   });
 });
 
-/**
- * A GPT disk whose free space holds old data, as a real disk's does: a
- * random "boot loader" in the gap before p1, ext4 on p1 with a deleted 8 MiB
- * file whose blocks still hold random bytes, an unformatted p2 full of
- * random bytes (copied whole), and free space after p2 (for a smaller target).
- */
-const disk = tmp.path('junk.img');
-const P1 = { start: 1 * MiB, size: 24 * MiB };
-const P2 = { start: 25 * MiB, size: 2 * MiB };
+let junk: JunkDisk;
+let disk: string;
+let junkBlocks: JunkDisk['junkBlocks'];
+let P1: JunkDisk['p1'];
+let P2: JunkDisk['p2'];
 const DISK_SIZE = 40 * MiB;
-let junkBlocks: { start: number; length: number }[] = [];
 
 beforeAll(() => {
-  const tree = tmp.path('tree');
-  makeTree(tree);
-  writeFileSync(join(tree, 'junk.bin'), Buffer.alloc(8 * MiB, 0)); // placeholder, overwritten below with random bytes
-  run('sh', ['-c', `head -c ${8 * MiB} /dev/urandom > ${join(tree, 'junk.bin')}`]);
-  const fs = tmp.path('p1.ext4');
-  run('mkfs.ext4', ['-q', '-F', '-b', '4096', '-d', tree, fs, `${P1.size / 1024}K`]);
-  // Where junk.bin's blocks are, then delete it: its data stays in free blocks.
-  const blocks = run('debugfs', ['-R', 'blocks /junk.bin', fs]).trim().split(/\s+/).map(Number);
-  run('debugfs', ['-w', '-R', 'rm /junk.bin', fs]);
-  junkBlocks = blocks.map((b) => ({ start: P1.start + b * 4096, length: 4096 }));
-  run('truncate', ['-s', String(DISK_SIZE), disk]);
-  run('sgdisk', ['-o', '-n', `1:${P1.start / 512}:+${P1.size / 1024}K`, '-t', '1:8300', '-n', `2:${P2.start / 512}:+${P2.size / 1024}K`, '-t', '2:8300', disk]);
-  run('dd', [`if=${fs}`, `of=${disk}`, 'bs=1M', `seek=${P1.start / MiB}`, 'conv=notrunc,sparse', 'status=none']);
-  run('sh', ['-c', `head -c ${P2.size} /dev/urandom | dd of=${disk} bs=1M seek=${P2.start / MiB} conv=notrunc status=none`]);
-  // A "boot loader" between the GPT and p1.
-  run('sh', ['-c', `head -c ${P1.start - 34 * 512} /dev/urandom | dd of=${disk} bs=512 seek=34 conv=notrunc status=none`]);
+  junk = buildJunkDisk(tmp.dir, 'junk.img', { diskMiB: 40 });
+  ({ path: disk, junkBlocks, p1: P1, p2: P2 } = junk);
   expect(run('sgdisk', ['-v', disk])).toMatch(/No problems found/);
 });
 
