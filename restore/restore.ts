@@ -310,11 +310,22 @@ async function zeroTarget(target: Target, handle: FileHandle, size: number): Pro
   return 'write';
 }
 
+/**
+ * Tell the kernel about the new partitions. `partx --update` parses the
+ * table in userspace and adds/removes/resizes partitions with BLKPG, so it
+ * works even on kernels built without partition-table parsers (where
+ * BLKRRPART, `blockdev --rereadpt`, silently drops them all).
+ */
 async function rereadPartitions(path: string, warn: (m: string) => void): Promise<void> {
   try {
-    await run('blockdev', ['--rereadpt', path]);
+    await run('partx', ['--update', path]);
+    return;
   } catch (e) {
-    const msg = oneLine((e as { stderr?: string }).stderr || e);
-    warn(`the kernel did not re-read the new partition table of ${path} (${msg}); run \`partprobe ${path}\` or re-plug the drive`);
+    try {
+      await run('blockdev', ['--rereadpt', path]);
+    } catch {
+      const msg = oneLine((e as { stderr?: string }).stderr || e);
+      warn(`the kernel did not take the new partition table of ${path} (${msg}); run \`partx -u ${path}\` or re-plug the drive`);
+    }
   }
 }

@@ -163,6 +163,8 @@ export async function withLoop<T>(file: string, options: { partscan?: boolean; r
   if (options.sizelimit !== undefined) args.push('--sizelimit', String(options.sizelimit));
   const device = run('losetup', [...args, file]).trim();
   try {
+    // Some kernels (this project's CI VM) cannot parse partition tables: add them from userspace.
+    if (options.partscan) spawnSync('partx', ['--update', device]); // fails harmlessly when there is no table yet
     return await fn(device);
   } finally {
     spawnSync('losetup', ['-d', device]);
