@@ -22,7 +22,8 @@ export function register(program: Command): void {
     .option('--json', 'print one JSON array of entries')
     .option('-a, --all', 'include hidden filesystem metafiles (NTFS $MFT ...)')
     .action(async (image: string, path: string, opts: LsOptions) => {
-      const code = await withDisk(image, (disk) => list(disk, path, opts), { quiet: opts.json });
+      // Warnings go to stderr even with --json: stdout stays one clean JSON array.
+      const code = await withDisk(image, (disk) => list(disk, path, opts));
       if (code) process.exitCode = code;
     });
 }

@@ -36,7 +36,6 @@ export function register(program: Command): void {
           for (const s of entry.stat.streams ?? []) lines.push(`Stream: ${entry.path}:${s.name} (${s.size} bytes)`);
           process.stdout.write(lines.join('\n') + '\n');
         },
-        { quiet: opts.json },
       );
     });
 }

@@ -73,9 +73,9 @@ export function parseInode(raw: Buffer, ino: number, offset: number, sb: Superbl
   const blocks = raw.readUInt32LE(0x1c) + (hugeFile && linux ? raw.readUInt16LE(0x74) * 2 ** 32 : 0);
   let allocatedSize = blocks * (hugeFile && (flags & INODE_FLAG.hugeFile) !== 0 ? sb.blockSize : 512);
   // Inline data lives in the inode and uses no blocks; like the kernel's
-  // ext4_getattr, report its sectors anyway so du, tar and rsync do not take
-  // the file for entirely sparse.
-  if ((flags & INODE_FLAG.inlineData) !== 0) allocatedSize += Math.ceil(size / 512) * 512;
+  // ext4_file_getattr (regular files only), report its sectors anyway so du,
+  // tar and rsync do not take the file for entirely sparse.
+  if ((flags & INODE_FLAG.inlineData) !== 0 && isReg) allocatedSize += Math.ceil(size / 512) * 512;
 
   const stat: Stat = {
     type: typeInfo ? typeInfo.type : 'other',

@@ -250,13 +250,14 @@ describe('damaged NTFS volumes', () => {
   it('a zeroed boot sector falls back to the backup; both zeroed is a clear error', async () => {
     const bytes = Buffer.from(pristine);
     bytes.fill(0, 0, 512);
-    // Detection sees only the head of the volume, so it no longer recognizes it...
-    expect((await detectFileSystem(new MemorySource(bytes))).type).toBeNull();
-    // ...but opening it as NTFS uses the backup boot sector in the last sector.
+    // Detection finds the backup boot sector at the end of the volume...
+    expect((await detectFileSystem(new MemorySource(bytes))).type).toBe('ntfs');
+    // ...and opening it as NTFS uses that backup.
     const fs = await within(() => openCopy(bytes));
     expect(fs.geometry.bootSectorOffset).toBe(bytes.length - 512);
     await expectRestIntact(fs);
     bytes.fill(0, bytes.length - 512);
+    expect((await detectFileSystem(new MemorySource(bytes))).type).toBeNull();
     const e = await within(() => openCopy(bytes).then(() => null, (err: unknown) => err));
     expect(e).toBeInstanceOf(CorruptError);
     expect((e as CorruptError).message).toMatch(/^corrupt NTFS boot sector at byte 0: no "NTFS {4}" OEM id$/);
