@@ -23,14 +23,27 @@ export function register(program: Command): void {
     .option('-a, --all', 'include hidden filesystem metafiles (NTFS $MFT ...)')
     .action(async (image: string, path: string, opts: LsOptions) => {
       // Warnings go to stderr even with --json: stdout stays one clean JSON array.
-      const code = await withDisk(image, (disk) => list(disk, path, opts));
+      const code = await withDisk(image, (disk) => list(disk, path, opts).finally(flush));
       if (code) process.exitCode = code;
     });
 }
 
-/** Writes straight to fd 1 so huge listings stream instead of piling up in memory. */
+/**
+ * Output goes straight to fd 1 in batches of ~64 KiB: huge listings stream
+ * instead of piling up in memory, without a syscall per entry.
+ */
+let pending: string[] = [];
+let pendingLength = 0;
 function out(text: string): void {
-  writeAllSync(1, text);
+  pending.push(text);
+  pendingLength += text.length;
+  if (pendingLength >= 64 * 1024) flush();
+}
+function flush(): void {
+  if (!pending.length) return;
+  writeAllSync(1, pending.join(''));
+  pending = [];
+  pendingLength = 0;
 }
 
 async function targetOf(disk: Disk, e: Entry): Promise<string | undefined> {
