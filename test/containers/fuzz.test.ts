@@ -22,7 +22,8 @@ beforeAll(() => {
 });
 afterAll(() => tmp.cleanup());
 
-const ROUNDS = 40;
+// LOOPLESS_FUZZ_ROUNDS raises the count for a longer local run.
+const ROUNDS = Number(process.env.LOOPLESS_FUZZ_ROUNDS) || 40;
 const ROUND_TIMEOUT_MS = 10_000;
 
 function startWorker(): Promise<Worker> {
