@@ -8,7 +8,7 @@ import { ClusterRuns, clusterOffset, readRuns, type ChainOwner, type ClusterHeap
 import { DirectoryIndex } from '../fat/directory-index.js';
 import { DOS_EPOCH_NS, dosTimestampNs } from '../fat/dos-time.js';
 import { FatTable } from '../fat/fat-table.js';
-import { LruCache } from '../fat/lru.js';
+import { Lru } from '../../lru.js';
 import { RangeCollector } from '../fat/ranges.js';
 import { readBootRegion, type ExfatGeometry } from './boot.js';
 import {
@@ -52,8 +52,8 @@ type ExfatListing = DirectoryIndex<ExfatNode> & { skipped: SkippedSet[]; rootMet
 
 export class ExfatFileSystem implements FileSystem<ExfatNode> {
   private readonly heap: ClusterHeap;
-  private readonly listings = new LruCache<string, ExfatListing>(64);
-  private readonly runsCache = new LruCache<number, ClusterRuns>(32 * 1024 * 1024);
+  private readonly listings = new Lru<string, ExfatListing>(64);
+  private readonly runsCache = new Lru<number, ClusterRuns>(32 * 1024 * 1024);
   private readonly rootNode: ExfatNode;
   private rootMeta: RootMetadata = { label: null, bitmap: null, upcase: null };
   private freeClusters = 0;

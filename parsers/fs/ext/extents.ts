@@ -7,7 +7,7 @@
  * more than MAX_DEPTH + 1 steps.
  */
 import { CorruptError } from '../../errors.js';
-import { Lru } from './lru.js';
+import { Lru } from '../../lru.js';
 import { MAX_LOGICAL_BLOCKS, type BlockMapper, type BlockRun } from './mapper.js';
 
 const EXTENT_MAGIC = 0xf30a;

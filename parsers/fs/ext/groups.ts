@@ -3,7 +3,7 @@ import { readExact } from '../../source/read.js';
 import type { ByteSource } from '../../source/types.js';
 import { INCOMPAT, RO_COMPAT } from './features.js';
 import type { Layout } from './layout.js';
-import { Lru } from './lru.js';
+import { Lru } from '../../lru.js';
 import type { Superblock } from './superblock.js';
 
 export interface GroupDescriptor {

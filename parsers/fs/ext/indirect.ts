@@ -6,7 +6,7 @@
  */
 import { CorruptError } from '../../errors.js';
 import { I_BLOCK_OFFSET } from './inode.js';
-import { Lru } from './lru.js';
+import { Lru } from '../../lru.js';
 import type { BlockMapper, BlockRun } from './mapper.js';
 
 const DIRECT = 12;

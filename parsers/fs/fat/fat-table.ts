@@ -1,7 +1,7 @@
 import { CorruptError } from '../../errors.js';
 import type { ByteSource } from '../../source/types.js';
 import { ClusterRuns, type ChainOwner } from './cluster-runs.js';
-import { LruCache } from './lru.js';
+import { Lru } from '../../lru.js';
 
 /**
  * The File Allocation Table of FAT12/16/32 and exFAT: one entry per cluster,
@@ -35,7 +35,7 @@ export class FatTable {
   /** Bytes of FAT holding entries for clusters 0 .. clusterCount + 1. */
   readonly byteLength: number;
   private readonly pageBytes: number;
-  private readonly pages = new LruCache<number, Buffer>(PAGE_BUDGET);
+  private readonly pages = new Lru<number, Buffer>(PAGE_BUDGET);
   private readonly pending = new Map<number, Promise<Buffer>>();
   private lastPageIndex = -1;
   private lastPage: Buffer | undefined;

@@ -17,7 +17,7 @@ import {
 import { DOS_EPOCH_NS, dosTimestampNs } from './dos-time.js';
 import { FatTable } from './fat-table.js';
 import { DirectoryIndex } from './directory-index.js';
-import { LruCache } from './lru.js';
+import { Lru } from '../../lru.js';
 import { RangeCollector } from './ranges.js';
 
 /** FAT directories are limited to 65536 entries of 32 bytes (fatgen103; Linux enforces the same). */
@@ -39,9 +39,9 @@ export interface FatNode extends FsNode {
 
 export class FatFileSystem implements FileSystem<FatNode> {
   private readonly heap: ClusterHeap;
-  private readonly listings = new LruCache<string, DirectoryIndex<FatNode>>(64);
+  private readonly listings = new Lru<string, DirectoryIndex<FatNode>>(64);
   /** Cluster runs of recently read files, keyed by directory entry offset; budget in bytes. */
-  private readonly runsCache = new LruCache<number, ClusterRuns>(32 * 1024 * 1024);
+  private readonly runsCache = new Lru<number, ClusterRuns>(32 * 1024 * 1024);
   private readonly rootNode: FatNode;
 
   private constructor(
