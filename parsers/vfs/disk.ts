@@ -11,7 +11,7 @@ import {
 } from '../errors.js';
 import { detectFileSystem, type Detection } from '../fs/index.js';
 import type { FileSystem, FsInfo, FsNode, Stat } from '../fs/types.js';
-import { openImage } from '../source/open.js';
+import { openImage, type OpenOptions } from '../source/open.js';
 import { SliceSource } from '../source/slice.js';
 import type { ByteSource, OpenedImage } from '../source/types.js';
 import { readVolumeTable, type Volume, type VolumeTable } from '../volumes/index.js';
@@ -75,8 +75,9 @@ export class Disk {
     this.warnings = [...table.warnings];
   }
 
-  static async open(path: string): Promise<Disk> {
-    return Disk.fromImage(await openImage(path));
+  /** Open an image read-only; `options` reach the container layer (index-building progress, cache dir). */
+  static async open(path: string, options: OpenOptions = {}): Promise<Disk> {
+    return Disk.fromImage(await openImage(path, options));
   }
 
   /**
