@@ -33,7 +33,7 @@ export interface SparseHeader {
   markers: boolean;
 }
 
-export function parseSparseHeader(buf: Buffer, at: number, fileSize: number): SparseHeader & { gdAtEnd: boolean } {
+export function parseSparseHeader(buf: Buffer, at: number): SparseHeader & { gdAtEnd: boolean } {
   const S = 'VMDK sparse header';
   if (buf.readUInt32LE(0) !== SPARSE_MAGIC) throw new CorruptError(S, at, 'bad magic');
   const version = buf.readUInt32LE(4);
@@ -51,7 +51,6 @@ export function parseSparseHeader(buf: Buffer, at: number, fileSize: number): Sp
   const compressed = (flags & FLAG_COMPRESSED) !== 0;
   if (compressed && buf.readUInt16LE(77) !== 1) throw new UnsupportedError(`VMDK compression algorithm ${buf.readUInt16LE(77)} is not supported`);
   if (capacitySectors * 512 > Number.MAX_SAFE_INTEGER) throw new CorruptError(S, at + 12, 'capacity out of range');
-  void fileSize;
   return {
     flags,
     capacity: capacitySectors * 512,
@@ -75,12 +74,12 @@ export interface SparseExtent {
 
 export async function openSparseExtent(file: ByteSource, name: string): Promise<SparseExtent> {
   const first = await readExact(file, 0, 512, 'VMDK sparse header');
-  let h = parseSparseHeader(first, 0, file.size);
+  let h = parseSparseHeader(first, 0);
   if (h.gdAtEnd) {
     // streamOptimized: the footer (a header copy with the real GD offset) sits 1024 bytes before the end.
     if (file.size < 1536) throw new CorruptError('VMDK footer', 0, 'file too short for a footer');
     const footer = await readExact(file, file.size - 1024, 512, 'VMDK footer');
-    h = parseSparseHeader(footer, file.size - 1024, file.size);
+    h = parseSparseHeader(footer, file.size - 1024);
     if (h.gdAtEnd) throw new CorruptError('VMDK footer', file.size - 1024 + 56, 'footer does not give the grain directory offset');
   }
   const header: SparseHeader = h;
