@@ -76,7 +76,7 @@ export interface EngineResult {
  */
 export const PIECE = 1024 * 1024;
 /** Bytes written between two syncs + read-backs. */
-const BATCH = 256 * 1024 * 1024;
+const BATCH = 64 * 1024 * 1024;
 /** Granularity of zero detection on a target that already reads zeros. */
 const ZERO_WINDOW = 64 * 1024;
 const TAIL_WIPE = 4096;
