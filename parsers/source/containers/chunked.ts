@@ -1,5 +1,5 @@
 import type { ByteRange, ByteSource } from '../types.js';
-import { LruCache } from './lru.js';
+import { Lru } from '../../lru.js';
 
 /**
  * A compressed image cut into independently decodable chunks (gzip spans
@@ -24,7 +24,7 @@ const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
 
 export class ChunkedSource implements ByteSource {
   readonly size: number;
-  private readonly cache: LruCache<number, Promise<Buffer>>;
+  private readonly cache: Lru<number, Promise<Buffer>>;
   private closed = false;
 
   constructor(
@@ -34,7 +34,7 @@ export class ChunkedSource implements ByteSource {
     cacheBytes = DEFAULT_CACHE_BYTES,
   ) {
     this.size = index.size;
-    this.cache = new LruCache(cacheBytes);
+    this.cache = new Lru(cacheBytes);
   }
 
   private chunkAt(pos: number): number {

@@ -5,7 +5,7 @@ import { readExact } from '../read.js';
 import type { ByteRange, ByteSource } from '../types.js';
 import { openBackingFile } from './backing.js';
 import { u64be } from './binary.js';
-import { LruCache } from './lru.js';
+import { Lru } from '../../lru.js';
 import { MappedSource, type Extent } from './mapped.js';
 import { RangeCollector } from './ranges.js';
 import { decodeZstdFrames } from './zstd-frames.js';
@@ -127,8 +127,8 @@ export async function openQcow2(inner: ByteSource, path: string, context: OpenCo
   const entrySize = h.extendedL2 ? 16 : 8;
   const l2Entries = h.clusterSize / entrySize;
   const subclusterSize = h.extendedL2 ? h.clusterSize / 32 : h.clusterSize;
-  const l2Cache = new LruCache<number, Promise<Buffer>>(Math.max(1, Math.floor(L2_CACHE_BYTES / h.clusterSize)));
-  const clusterCache = new LruCache<number, Promise<Buffer>>(CLUSTER_CACHE_BYTES);
+  const l2Cache = new Lru<number, Promise<Buffer>>(Math.max(1, Math.floor(L2_CACHE_BYTES / h.clusterSize)));
+  const clusterCache = new Lru<number, Promise<Buffer>>(CLUSTER_CACHE_BYTES);
   // csize_shift / mask for compressed cluster descriptors (qcow2.txt "Compressed Clusters Descriptor").
   const csizeShift = 62 - (h.clusterBits - 8);
   const offsetMask = (1n << BigInt(csizeShift)) - 1n;

@@ -1,5 +1,5 @@
 import type { ByteSource } from '../types.js';
-import { LruCache } from './lru.js';
+import { Lru } from '../../lru.js';
 
 /**
  * For compressed images with no independent pieces to seek to (a single xz
@@ -14,7 +14,7 @@ const PAGE = 1024 * 1024;
 const CACHE_BYTES = 64 * 1024 * 1024;
 
 export class SequentialSource implements ByteSource {
-  private readonly pages = new LruCache<number, Buffer>(CACHE_BYTES);
+  private readonly pages = new Lru<number, Buffer>(CACHE_BYTES);
   private decoder: AsyncIterator<Uint8Array> | null = null;
   /** Uncompressed position the decoder has reached. */
   private decoded = 0;

@@ -5,7 +5,7 @@ import { readExact } from '../read.js';
 import type { ByteRange, ByteSource } from '../types.js';
 import { openBackingFile } from './backing.js';
 import { u64be, utf16 } from './binary.js';
-import { LruCache } from './lru.js';
+import { Lru } from '../../lru.js';
 import { MappedSource, type Extent } from './mapped.js';
 import { RangeCollector } from './ranges.js';
 
@@ -113,7 +113,7 @@ async function openDynamic(inner: ByteSource, path: string, context: OpenContext
   const sectorsPerBlock = blockSize / 512;
   const bitmapSize = Math.ceil(sectorsPerBlock / 8 / 512) * 512;
   const differencing = footer.diskType === TYPE_DIFFERENCING;
-  const bitmaps = new LruCache<number, Promise<Buffer>>(256);
+  const bitmaps = new Lru<number, Promise<Buffer>>(256);
 
   let parent: ByteSource | undefined;
   if (differencing) parent = await openParent(inner, path, context, hdr, hdrAt);

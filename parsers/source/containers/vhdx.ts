@@ -6,7 +6,7 @@ import type { ByteRange, ByteSource } from '../types.js';
 import { openBackingFile } from './backing.js';
 import { guidLE, isAllZero, u64le, utf16 } from './binary.js';
 import { crc32c } from './crc32c.js';
-import { LruCache } from './lru.js';
+import { Lru } from '../../lru.js';
 import { MappedSource, type Extent } from './mapped.js';
 import { RangeCollector } from './ranges.js';
 import { replayVhdxLog } from './vhdx-log.js';
@@ -192,7 +192,7 @@ export async function openVhdx(inner: ByteSource, path: string, context: OpenCon
     throw new CorruptError('VHDX BAT', batRegion.offset, `${batEntries} entries needed but the region holds ${Math.floor(batRegion.length / 8)}`);
   }
 
-  const batPages = new LruCache<number, Promise<Buffer>>(256);
+  const batPages = new Lru<number, Promise<Buffer>>(256);
   const batEntry = async (index: number): Promise<{ state: number; offset: number }> => {
     const byte = index * 8;
     const page = Math.floor(byte / BAT_PAGE);
@@ -206,7 +206,7 @@ export async function openVhdx(inner: ByteSource, path: string, context: OpenCon
     return { state: Number(v & 7n), offset };
   };
 
-  const bitmapPages = new LruCache<number, Promise<Buffer>>(256);
+  const bitmapPages = new Lru<number, Promise<Buffer>>(256);
   const sectorsPerBlock = blockSize / meta.logicalSectorSize;
 
   let parent: ByteSource | undefined;

@@ -3,7 +3,7 @@ import { CorruptError, UnsupportedError } from '../../errors.js';
 import { readExact } from '../read.js';
 import type { ByteRange, ByteSource } from '../types.js';
 import { u64le } from './binary.js';
-import { LruCache } from './lru.js';
+import { Lru } from '../../lru.js';
 import type { Extent } from './mapped.js';
 import { RangeCollector } from './ranges.js';
 
@@ -88,8 +88,8 @@ export async function openSparseExtent(file: ByteSource, name: string): Promise<
   const gdEntries = Math.ceil(header.capacity / bytesPerGT);
   if (gdEntries * 4 > file.size) throw new CorruptError('VMDK grain directory', header.gdOffset, `${gdEntries} entries cannot fit the ${file.size}-byte file`);
   const gd = gdEntries ? await readExact(file, header.gdOffset, gdEntries * 4, `VMDK grain directory of ${name}`) : Buffer.alloc(0);
-  const tables = new LruCache<number, Promise<Buffer>>(GT_CACHE);
-  const grains = new LruCache<number, Promise<Buffer>>(GRAIN_CACHE_BYTES);
+  const tables = new Lru<number, Promise<Buffer>>(GT_CACHE);
+  const grains = new Lru<number, Promise<Buffer>>(GRAIN_CACHE_BYTES);
 
   const table = (gdIndex: number): Promise<Buffer | null> => {
     const sector = gd.readUInt32LE(gdIndex * 4);
