@@ -1,8 +1,9 @@
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { hasTool, heading, isRoot, loopless, row, sh, tempDir, time, type Timing } from './lib.js';
 
 /**
- * Issue 7's targets, in one run: whole-disk restore of a 2 GiB GPT image
+ * Issue 7's targets, in one run: whole-disk restore of a 4 GiB GPT image
  * whose ext4 filesystem is ~10% used and of one ~90% used, against
  * `dd bs=4M conv=fsync` and `bmaptool copy` with a block map. Targets:
  * <= 0.2x dd's time at 10% used, no slower than bmaptool, >= 0.9x dd's
@@ -14,43 +15,47 @@ import { hasTool, heading, isRoot, loopless, row, sh, tempDir, time, type Timing
  * with both maps. Every command writes a fresh file target on the same disk
  * and ends with its data synced; the image is in the page cache.
  */
-const IMAGE_MIB = 2048;
+const IMAGE_MIB = 4096;
 const RUNS = 3;
 
 export async function run(): Promise<void> {
   const tmp = tempDir('loopless-bench-restore-');
   try {
     for (const usedPercent of [10, 90]) {
-      heading(`restore: ${IMAGE_MIB} MiB GPT image, ext4 ${usedPercent}% used, file target (median of ${RUNS})`);
+      heading(`restore: ${IMAGE_MIB} MiB GPT image, ext4 ${usedPercent}% used, file target (median of ${RUNS}, runs interleaved)`);
       const image = buildImage(tmp.dir, usedPercent);
       const target = join(tmp.dir, 'target.img');
-      const mib = (t: Timing) => `${(IMAGE_MIB / t.seconds).toFixed(0)} MiB/s`;
-      const show = (label: string, t: Timing, extra = '') => row(label, `${t.seconds.toFixed(2)} s  ${mib(t)} of image  (peak RSS ${t.peakRssMb.toFixed(0)} MB)${extra}`);
+      const ourMap = join(tmp.dir, 'loopless.bmap');
+      const theirMap = join(tmp.dir, 'bmaptool.bmap');
+      const bmaptool = hasTool('bmaptool');
       sh(`cat ${image} > /dev/null`);
+      const bmapCreate = time(`${loopless} bmap ${image} -o ${ourMap} --force`, 1);
+      if (bmaptool) sh(`bmaptool -q create ${image} -o ${theirMap}`);
 
-      const dd = time(`rm -f ${target} && dd if=${image} of=${target} bs=4M conv=fsync status=none`, RUNS);
-      show('dd bs=4M conv=fsync', dd);
-      const ours = time(`rm -f ${target} && ${loopless} restore ${image} ${target} > /dev/null`, RUNS);
-      show('loopless restore (verified)', ours);
-      const oursNoVerify = time(`rm -f ${target} && ${loopless} restore --no-verify ${image} ${target} > /dev/null`, RUNS);
-      show('loopless restore --no-verify', oursNoVerify);
-
-      const ratioDd = ours.seconds / dd.seconds;
-      if (usedPercent === 10) row('  time vs dd', `${ratioDd.toFixed(3)}x dd's time (target <= 0.20x)`);
-      else row('  throughput vs dd', `${(dd.seconds / ours.seconds).toFixed(2)}x dd's throughput (target >= 0.90x)`);
-
-      if (hasTool('bmaptool')) {
-        const ourMap = join(tmp.dir, 'loopless.bmap');
-        const theirMap = join(tmp.dir, 'bmaptool.bmap');
-        sh(`${loopless} bmap ${image} -o ${ourMap} --force && bmaptool -q create ${image} -o ${theirMap}`);
-        const bmapCreate = time(`${loopless} bmap ${image} -o ${ourMap} --force`, 1);
-        row('loopless bmap (map + sha256 of mapped data)', `${bmapCreate.seconds.toFixed(2)} s`);
-        const theirs = time(`rm -f ${target} && bmaptool -q copy --bmap ${theirMap} ${image} ${target}`, RUNS);
-        show('bmaptool copy, map from bmaptool create', theirs);
-        const withOurs = time(`rm -f ${target} && bmaptool -q copy --bmap ${ourMap} ${image} ${target}`, RUNS);
-        show('bmaptool copy, map from loopless bmap', withOurs);
-        row('  loopless vs bmaptool (its own map)', `${(theirs.seconds / ours.seconds).toFixed(2)}x faster (target >= 1.00x)`);
-        row('  loopless vs bmaptool (same map)', `${(withOurs.seconds / ours.seconds).toFixed(2)}x faster (bmaptool does not read back)`);
+      const fresh = (cmd: string) => `rm -f ${target} && ${cmd}`;
+      const commands: [string, string][] = [
+        ['dd', fresh(`dd if=${image} of=${target} bs=4M conv=fsync status=none`)],
+        ['ours', fresh(`${loopless} restore ${image} ${target} > /dev/null`)],
+        ['oursNoVerify', fresh(`${loopless} restore --no-verify ${image} ${target} > /dev/null`)],
+      ];
+      if (bmaptool) {
+        commands.push(['bmaptoolOwnMap', fresh(`bmaptool -q copy --bmap ${theirMap} ${image} ${target}`)]);
+        commands.push(['bmaptoolOurMap', fresh(`bmaptool -q copy --bmap ${ourMap} ${image} ${target}`)]);
+      }
+      const t = interleaved(commands, RUNS);
+      const show = (label: string, x: Timing, extra = '') =>
+        row(label, `${x.seconds.toFixed(2)} s  ${(IMAGE_MIB / x.seconds).toFixed(0)} MiB/s of image  (runs ${x.runs.map((r) => r.toFixed(2)).join(' ')}; peak RSS ${x.peakRssMb.toFixed(0)} MB)${extra}`);
+      show('dd bs=4M conv=fsync', t.dd);
+      show('loopless restore (verified)', t.ours);
+      show('loopless restore --no-verify', t.oursNoVerify);
+      if (usedPercent === 10) row('  time vs dd', `${(t.ours.seconds / t.dd.seconds).toFixed(3)}x dd's time (target <= 0.20x); --no-verify ${(t.oursNoVerify.seconds / t.dd.seconds).toFixed(3)}x`);
+      else row('  throughput vs dd', `${(t.dd.seconds / t.ours.seconds).toFixed(2)}x dd's throughput (target >= 0.90x); --no-verify ${(t.dd.seconds / t.oursNoVerify.seconds).toFixed(2)}x`);
+      row('loopless bmap (map + sha256 of mapped data)', `${bmapCreate.seconds.toFixed(2)} s`);
+      if (bmaptool) {
+        show('bmaptool copy, map from bmaptool create', t.bmaptoolOwnMap);
+        show('bmaptool copy, map from loopless bmap', t.bmaptoolOurMap);
+        row('  loopless vs bmaptool (its own map)', `${(t.bmaptoolOwnMap.seconds / t.ours.seconds).toFixed(2)}x as fast (target >= 1.00x)`);
+        row('  loopless vs bmaptool (same map)', `${(t.bmaptoolOurMap.seconds / t.ours.seconds).toFixed(2)}x as fast verified, ${(t.bmaptoolOurMap.seconds / t.oursNoVerify.seconds).toFixed(2)}x with --no-verify (bmaptool does not read back)`);
       } else row('bmaptool', 'not installed (apt-get install bmap-tools)');
       sh(`rm -f ${image} ${target}`);
     }
@@ -58,6 +63,34 @@ export async function run(): Promise<void> {
   } finally {
     tmp.cleanup();
   }
+}
+
+/**
+ * Time each command `runs` times, taking turns (one warm-up round first), so
+ * a change in the machine's load (the disk is shared) hits all of them alike.
+ * Median wall-clock seconds and peak RSS (GNU time) per command.
+ */
+function interleaved(commands: [string, string][], runs: number): Record<string, Timing> {
+  const withTime = hasTool('/usr/bin/time');
+  const samples = new Map<string, number[]>(commands.map(([label]) => [label, []]));
+  const peaks = new Map<string, number>();
+  for (let round = 0; round <= runs; round++) {
+    for (const [label, cmd] of commands) {
+      const started = process.hrtime.bigint();
+      const r = spawnSync('sh', ['-c', withTime ? `/usr/bin/time -f 'RSS %M' sh -c '${cmd.replace(/'/g, `'\\''`)}'` : cmd], { encoding: 'utf8' });
+      const secs = Number(process.hrtime.bigint() - started) / 1e9;
+      if (r.status !== 0) throw new Error(`bench command failed (${r.status}): ${cmd}\n${r.stderr}`);
+      const m = /RSS (\d+)/.exec(r.stderr ?? '');
+      if (m) peaks.set(label, Math.max(peaks.get(label) ?? 0, Number(m[1]) / 1024));
+      if (round > 0) samples.get(label)!.push(secs);
+    }
+  }
+  const out: Record<string, Timing> = {};
+  for (const [label, list] of samples) {
+    const sorted = [...list].sort((a, b) => a - b);
+    out[label] = { seconds: sorted[Math.floor(sorted.length / 2)], peakRssMb: peaks.get(label) ?? 0, runs: list };
+  }
+  return out;
 }
 
 /**

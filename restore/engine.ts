@@ -166,16 +166,22 @@ class Engine {
     const { job } = this;
     let batch: Written[] = [];
     let batchBytes = 0;
+    // Two chains: syncs one after another, and read-backs one after another,
+    // each after its own sync. Batch n+1 is synced while batch n is read back.
+    let synced: Promise<void> = Promise.resolve();
     let pendingCheck: Promise<void> = Promise.resolve();
     const check = (items: Written[]) => {
+      const sync = synced.then(() => job.target.handle.datasync());
+      synced = sync;
       const previous = pendingCheck;
       pendingCheck = (async () => {
+        await sync;
         await previous;
-        await job.target.handle.datasync();
         await testHooks.beforeVerify?.(job.target.path, items.map((w) => ({ start: w.piece.start, length: w.piece.length })));
         if (job.verify) await this.verifyBatch(items);
       })();
-      // Surface a failed check at the next await of pendingCheck, not as an unhandled rejection.
+      // Surface failures at the next await of pendingCheck, not as unhandled rejections.
+      sync.catch(() => {});
       pendingCheck.catch(() => {});
     };
 

@@ -47,8 +47,7 @@ export async function openInput(path: string, options: InputOptions = {}): Promi
 }
 
 async function openStreamed(path: string, compression: Compression, stats: Stats, options: InputOptions): Promise<RestoreInput | null> {
-  if (options.knownSize === undefined && StreamedImageSource.needsSizePass(path, compression)) options.onSizePass?.(compression);
-  const source = await StreamedImageSource.open(path, compression, options.knownSize);
+  const source = await StreamedImageSource.open(path, compression, options.knownSize, () => options.onSizePass?.(compression));
   // A container inside the compression (.qcow2.gz) needs random access: leave it to openImage.
   const head = Buffer.alloc(Math.min(4096, source.size));
   await source.read(head, 0, head.length, 0);

@@ -122,13 +122,11 @@ export async function restoreImage(o: RestoreOptions): Promise<RestoreSummary> {
     const targetSize = growsFile ? imageSize : target.size;
     const fitted = await fitToTarget(disk, plan, targetSize, o, warn);
 
-    if (target.kind === 'block' || (target.kind === 'file' && target.size > 0)) {
+    if (!o.yes && (target.kind === 'block' || (target.kind === 'file' && target.size > 0))) {
       const description = await describeTarget(target);
-      if (!o.yes) {
-        if (!o.confirm) throw new NotConfirmedError(`${description}\n${o.target} holds data; pass --yes to overwrite it (no terminal to ask on)`);
-        if (!(await o.confirm(`${description}\nEverything on ${o.target} will be replaced by ${o.image}.`))) {
-          throw new NotConfirmedError(`${o.target}: not confirmed; nothing was written`);
-        }
+      if (!o.confirm) throw new NotConfirmedError(`${description}\n${o.target} holds data; pass --yes to overwrite it (no terminal to ask on)`);
+      if (!(await o.confirm(`${description}\nEverything on ${o.target} will be replaced by ${o.image}.`))) {
+        throw new NotConfirmedError(`${o.target}: not confirmed; nothing was written`);
       }
     }
 

@@ -72,16 +72,14 @@ export class StreamedImageSource implements ByteSource {
    * block map states it), from the format's own records, or else from one
    * counting pass, whose last blocks stay cached (the backup GPT lives there).
    */
-  static async open(path: string, compression: Compression, knownSize?: number): Promise<StreamedImageSource> {
+  static async open(path: string, compression: Compression, knownSize?: number, onSizePass?: () => void): Promise<StreamedImageSource> {
     const recorded = knownSize ?? recordedSize(path, compression);
     const source = new StreamedImageSource(path, compression, recorded ?? Number.MAX_SAFE_INTEGER);
-    if (recorded === null) source.size = await source.measure();
+    if (recorded === null) {
+      onSizePass?.();
+      source.size = await source.measure();
+    }
     return source;
-  }
-
-  /** Whether opening needed (or will need) a full pass just to learn the size. */
-  static needsSizePass(path: string, compression: Compression): boolean {
-    return recordedSize(path, compression) === null;
   }
 
   read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<number> {

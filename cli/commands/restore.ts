@@ -160,8 +160,13 @@ function ttyReporter(): Reporter {
 async function askYes(question: string): Promise<boolean> {
   const rl = createInterface({ input: process.stdin, output: process.stderr });
   try {
-    const answer = await rl.question(`${question}\nType "yes" to continue: `);
-    return answer.trim().toLowerCase() === 'yes';
+    // Ctrl-C or Ctrl-D at the prompt means no (readline would otherwise just pause and wait).
+    const answer = await new Promise<string | null>((resolve) => {
+      rl.once('SIGINT', () => resolve(null));
+      rl.once('close', () => resolve(null));
+      rl.question(`${question}\nType "yes" to continue: `).then(resolve, () => resolve(null));
+    });
+    return answer?.trim().toLowerCase() === 'yes';
   } finally {
     rl.close();
   }
