@@ -1,5 +1,12 @@
-import cliProgress from 'cli-progress';
+import type cliProgressModule from 'cli-progress';
+import { createRequire } from 'node:module';
 import { humanSize } from './format.js';
+
+/**
+ * cli-progress is loaded only when a bar is shown: importing it costs ~20 ms
+ * of start-up (measured), paid by every `cat`/`ls` whose output is a pipe.
+ */
+const loadCliProgress = () => createRequire(import.meta.url)('cli-progress') as typeof cliProgressModule;
 
 export interface Progress {
   update(bytes: number): void;
@@ -16,6 +23,7 @@ const silent: Progress = { update() {}, stop() {} };
 export function byteProgress(total: number, label: string, options: { enabled?: boolean } = {}): Progress {
   const enabled = options.enabled ?? (process.stderr.isTTY === true && total >= 32 * 1024 * 1024);
   if (!enabled) return silent;
+  const cliProgress = loadCliProgress();
   const bar = new cliProgress.SingleBar(
     {
       stream: process.stderr,

@@ -58,6 +58,12 @@ export interface DirEntry<N extends FsNode = FsNode> {
   node: N;
 }
 
+/** `length` file bytes found at volume byte `at`, or zeros when `at` is null. */
+export interface FilePiece {
+  at: number | null;
+  length: number;
+}
+
 export interface FsInfo {
   /** "ext4", "ext3", "ext2", "vfat" variants "fat12"/"fat16"/"fat32", "exfat", "ntfs". */
   type: string;
@@ -88,6 +94,16 @@ export interface FileSystem<N extends FsNode = FsNode> {
    */
   read(node: N, buffer: Uint8Array, offset: number, length: number, position: number): Promise<number>;
   readlink(node: N): Promise<string>;
+  /**
+   * Where the bytes of file range [position, position+length) lie in the
+   * volume, in file order: each piece is `length` bytes at volume byte `at`,
+   * or zeros when `at` is null (holes, unwritten extents). Pieces may stop
+   * short of `length` (the caller asks again from where they end) but never
+   * run past the end of the file. Null when the file's bytes are not stored
+   * plainly (inline, compressed, encrypted): read() it instead. Optional; it
+   * lets bulk copies read the volume directly (see Disk.syncReader).
+   */
+  mapFile?(node: N, position: number, length: number): Promise<FilePiece[] | null>;
   /** A named alternate stream of a file as a readable node (NTFS ADS). Absent when unsupported. */
   openStream?(node: N, streamName: string): Promise<N | null>;
   /** Byte ranges of the volume that hold allocated data or metadata (from the allocation bitmap), sorted, merged. */

@@ -1,5 +1,5 @@
 import { open, type FileHandle } from 'node:fs/promises';
-import { constants } from 'node:fs';
+import { constants, readSync } from 'node:fs';
 import { ImageIOError, NotFoundError } from '../errors.js';
 import type { ByteSource } from './types.js';
 
@@ -55,6 +55,19 @@ export class RawFileSource implements ByteSource {
     }
     return done;
   }
+
+  readonly readSync = (buffer: Uint8Array, offset: number, length: number, position: number): number => {
+    if (!this.handle) throw new ImageIOError(`${this.description}: read after close`);
+    if (position >= this.size || length <= 0) return 0;
+    const want = Math.min(length, this.size - position);
+    let done = 0;
+    while (done < want) {
+      const n = readSync(this.handle.fd, buffer, offset + done, want - done, position + done);
+      if (n === 0) break;
+      done += n;
+    }
+    return done;
+  };
 
   async close(): Promise<void> {
     const h = this.handle;

@@ -20,7 +20,17 @@ export class SliceSource implements ByteSource {
     const available = Math.max(0, parent.size - start);
     this.size = Math.max(0, Math.min(size, available));
     this.description = `${name} (bytes ${start}..${start + this.size} of ${parent.description})`;
+    const parentSync = parent.readSync;
+    if (parentSync) {
+      this.readSync = (buffer, offset, length, position) => {
+        if (position < 0 || position >= this.size || length <= 0) return 0;
+        return parentSync(buffer, offset, Math.min(length, this.size - position), this.start + position);
+      };
+    }
   }
+
+  /** Present only when the parent reads synchronously too. */
+  readonly readSync?: (buffer: Uint8Array, offset: number, length: number, position: number) => number;
 
   async read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<number> {
     if (position < 0 || position >= this.size || length <= 0) return 0;

@@ -24,6 +24,12 @@ export interface ByteSource {
    */
   read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<number>;
   /**
+   * The same read done synchronously, offered only by sources that are plain
+   * positional reads of a file (a raw image and slices of it). Bulk copies
+   * use it to read and write in one thread: see cli/copy-out.ts for why.
+   */
+  readonly readSync?: (buffer: Uint8Array, offset: number, length: number, position: number) => number;
+  /**
    * Ranges that hold data, when the source knows (a sparse container, a
    * compressed image index). Undefined means "everything may hold data".
    */

@@ -17,6 +17,7 @@ import type { ByteSource, OpenedImage } from '../source/types.js';
 import { readVolumeTable, type Volume, type VolumeTable } from '../volumes/index.js';
 import type { Entry } from './entry.js';
 import { childPath, joinPath, splitPath } from './path.js';
+import { SyncFileReader } from './sync-reader.js';
 
 /** Linux gives up after 40 symlinks in one resolution; so do we. */
 const MAX_SYMLINK_HOPS = 40;
@@ -346,6 +347,19 @@ export class Disk {
     if (!entry.fs || !entry.node || entry.stat.type !== 'file') throw new InvalidArgumentError(`${entry.path}: not a regular file (${entry.stat.otherKind ?? entry.stat.type})`);
     const { fs, node } = entry;
     return this.guard(entry.volume!, entry.path, () => fs.read(node, buffer, offset, length, position));
+  }
+
+  /**
+   * A synchronous reader of a regular file whose bytes lie plainly in a raw
+   * image (no container, a filesystem that maps file ranges); null otherwise,
+   * and then read() is the way. Bulk copies use it: see cli/copy-out.ts.
+   */
+  syncReader(entry: Entry): SyncFileReader | null {
+    if (entry.kind !== 'node' || entry.stat.type !== 'file' || !entry.fs?.mapFile || !entry.node || !entry.volume) return null;
+    const volumeReadSync = this.state(entry.volume).source.readSync;
+    if (!volumeReadSync) return null;
+    const volume = entry.volume;
+    return new SyncFileReader(entry.fs, entry.node, volumeReadSync, (e) => this.contextualize(e, volume, entry.path));
   }
 
   /**

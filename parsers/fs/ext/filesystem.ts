@@ -15,7 +15,7 @@ import {
 import { CachedSource } from '../../source/cache.js';
 import { readExact } from '../../source/read.js';
 import type { ByteRange, ByteSource } from '../../source/types.js';
-import type { DirEntry, FileSystem, FsInfo, FsNode, Stat } from '../types.js';
+import type { DirEntry, FilePiece, FileSystem, FsInfo, FsNode, Stat } from '../types.js';
 import { computeAllocatedRanges } from './allocated.js';
 import { parseDirEntries, type RawDirEntry } from './dirent.js';
 import { newExtentNodeCache, ExtentMapper, parseExtentNode } from './extents.js';
@@ -247,6 +247,35 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
     }
     await this.readMapped(inode, buffer, offset, position, end);
     return end - position;
+  }
+
+  async mapFile(node: ExtNode, position: number, length: number): Promise<FilePiece[] | null> {
+    const inode = node.inode;
+    if (node.stat.type !== 'file') return null;
+    if (!Number.isSafeInteger(position) || position < 0 || !Number.isSafeInteger(length) || length < 0) {
+      throw new InvalidArgumentError(`read of inode ${inode.ino}: invalid range ${position}+${length}`);
+    }
+    const end = Math.min(inode.size, position + length);
+    if (position >= end) return [];
+    this.checkReadable(inode);
+    if (inode.flags & INODE_FLAG.inlineData) return null;
+    const bs = this.sb.blockSize;
+    const mapper = this.mapper(inode);
+    const out: FilePiece[] = [];
+    let pos = position;
+    while (pos < end) {
+      const logical = Math.floor(pos / bs);
+      const run: BlockRun = await mapper.map(logical);
+      const within = pos - logical * bs;
+      const bytes = Math.min(run.count * bs - within, end - pos);
+      const at = run.kind === 'data' ? run.physical * bs + within : null;
+      const last = out.length ? out[out.length - 1] : null;
+      // Runs that follow each other on disk (or zeros after zeros) become one piece, as readMapped merges them.
+      if (last && (at === null ? last.at === null : last.at !== null && last.at + last.length === at)) last.length += bytes;
+      else out.push({ at, length: bytes });
+      pos += bytes;
+    }
+    return out;
   }
 
   async readlink(node: ExtNode): Promise<string> {
