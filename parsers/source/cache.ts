@@ -1,3 +1,4 @@
+import { readPreferSync } from './prefer-sync.js';
 import type { ByteRange, ByteSource } from './types.js';
 
 /**
@@ -5,6 +6,8 @@ import type { ByteRange, ByteSource } from './types.js';
  * MFT records). Reads smaller than a page are served from aligned pages kept
  * in a bounded LRU; large reads go straight through, so file data never churns
  * the cache and big reads stay big. Concurrent misses on one page share one read.
+ * Metadata reads are synchronous while the image answers from the page cache
+ * (see prefer-sync.ts).
  */
 export class CachedSource implements ByteSource {
   readonly size: number;
@@ -23,7 +26,7 @@ export class CachedSource implements ByteSource {
   async read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<number> {
     if (position >= this.size || length <= 0) return 0;
     length = Math.min(length, this.size - position);
-    if (length >= this.pageSize) return this.inner.read(buffer, offset, length, position);
+    if (length >= this.pageSize) return readPreferSync(this.inner, buffer, offset, length, position);
     let done = 0;
     while (done < length) {
       const pos = position + done;
@@ -50,7 +53,7 @@ export class CachedSource implements ByteSource {
     const len = Math.min(this.pageSize, this.size - start);
     const p = (async () => {
       const buf = Buffer.allocUnsafe(len);
-      const n = await this.inner.read(buf, 0, len, start);
+      const n = await readPreferSync(this.inner, buf, 0, len, start);
       return n === len ? buf : buf.subarray(0, n);
     })();
     // A failed read must not stay cached.

@@ -224,7 +224,7 @@ export class Disk {
     }
     const fs = await this.filesystem(name);
     const root = await this.guard(name, `/${name}`, () => fs.root());
-    return { path: `/${name}`, name, stat: { ...root.stat, size: s.volume.size }, kind: 'volume', volume: name, fs, node: root };
+    return { path: `/${name}`, name, stat: withSize(root.stat, s.volume.size), kind: 'volume', volume: name, fs, node: root };
   }
 
   private async resolve(path: string, followFinal: boolean): Promise<Entry> {
@@ -440,6 +440,32 @@ export class Disk {
 
 function displayPath(parts: string[], upTo: number, fallback: string): string {
   return parts.length >= upTo ? joinPath(parts) : fallback;
+}
+
+/**
+ * A copy of `stat` with another size, field by field: a filesystem's Stat may
+ * be a class that decodes its times on access (ext), which `{ ...stat }` loses.
+ */
+function withSize(stat: Stat, size: number): Stat {
+  const out: Stat = {
+    type: stat.type,
+    size,
+    mode: stat.mode,
+    uid: stat.uid,
+    gid: stat.gid,
+    nlink: stat.nlink,
+    mtimeNs: stat.mtimeNs,
+    atimeNs: stat.atimeNs,
+    ctimeNs: stat.ctimeNs,
+    birthtimeNs: stat.birthtimeNs,
+    allocatedSize: stat.allocatedSize,
+    ino: stat.ino,
+  };
+  if (stat.otherKind !== undefined) out.otherKind = stat.otherKind;
+  if (stat.rdev !== undefined) out.rdev = stat.rdev;
+  if (stat.streams !== undefined) out.streams = stat.streams;
+  if (stat.flags !== undefined) out.flags = stat.flags;
+  return out;
 }
 
 function syntheticDirStat(size: number): Stat {
