@@ -32,7 +32,7 @@ export async function run(): Promise<void> {
       const bmapCreate = time(`${loopless} bmap ${image} -o ${ourMap} --force`, 1);
       if (bmaptool) sh(`bmaptool -q create ${image} -o ${theirMap}`);
 
-      const fresh = (cmd: string) => `rm -f ${target} && ${cmd}`;
+      const fresh = (cmd: string) => cmd;
       const commands: [string, string][] = [
         ['dd', fresh(`dd if=${image} of=${target} bs=4M conv=fsync status=none`)],
         ['ours', fresh(`${loopless} restore ${image} ${target} > /dev/null`)],
@@ -42,7 +42,9 @@ export async function run(): Promise<void> {
         commands.push(['bmaptoolOwnMap', fresh(`bmaptool -q copy --bmap ${theirMap} ${image} ${target}`)]);
         commands.push(['bmaptoolOurMap', fresh(`bmaptool -q copy --bmap ${ourMap} ${image} ${target}`)]);
       }
-      const t = interleaved(commands, RUNS);
+      // The previous target is deleted (and the deletion synced) outside the timing: / is
+      // mounted with discard here, and freeing a 4 GiB file would be charged to the next command.
+      const t = interleaved(commands, RUNS, `rm -f ${target} && sync`);
       const show = (label: string, x: Timing, extra = '') =>
         row(label, `${x.seconds.toFixed(2)} s  ${(IMAGE_MIB / x.seconds).toFixed(0)} MiB/s of image  (runs ${x.runs.map((r) => r.toFixed(2)).join(' ')}; peak RSS ${x.peakRssMb.toFixed(0)} MB)${extra}`);
       show('dd bs=4M conv=fsync', t.dd);
@@ -68,14 +70,16 @@ export async function run(): Promise<void> {
 /**
  * Time each command `runs` times, taking turns (one warm-up round first), so
  * a change in the machine's load (the disk is shared) hits all of them alike.
+ * `before` runs untimed before every command.
  * Median wall-clock seconds and peak RSS (GNU time) per command.
  */
-function interleaved(commands: [string, string][], runs: number): Record<string, Timing> {
+function interleaved(commands: [string, string][], runs: number, before: string): Record<string, Timing> {
   const withTime = hasTool('/usr/bin/time');
   const samples = new Map<string, number[]>(commands.map(([label]) => [label, []]));
   const peaks = new Map<string, number>();
   for (let round = 0; round <= runs; round++) {
     for (const [label, cmd] of commands) {
+      sh(before);
       const started = process.hrtime.bigint();
       const r = spawnSync('sh', ['-c', withTime ? `/usr/bin/time -f 'RSS %M' sh -c '${cmd.replace(/'/g, `'\\''`)}'` : cmd], { encoding: 'utf8' });
       const secs = Number(process.hrtime.bigint() - started) / 1e9;

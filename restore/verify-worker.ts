@@ -9,7 +9,9 @@ import { TargetReader } from './readback.js';
 import type { VerifyReply, VerifyRequest } from './verify.js';
 
 const { path, maxRead } = workerData as { path: string; maxRead: number };
-const reader = new TargetReader(path, maxRead);
+/** Largest read-back request. */
+const READ_SPAN = Math.max(maxRead, 8 * 1024 * 1024);
+const reader = new TargetReader(path, READ_SPAN);
 const PROGRESS_EVERY = 32 * 1024 * 1024;
 
 parentPort!.on('message', (request: VerifyRequest | 'close') => {
@@ -22,16 +24,27 @@ parentPort!.on('message', (request: VerifyRequest | 'close') => {
   try {
     reader.beforeReads();
     let sinceProgress = 0;
-    request.items.forEach((item, index) => {
-      const back = reader.read(item.start, item.length);
-      const digest = createHash('sha256').update(back).digest();
-      if (back.length !== item.length || !digest.equals(item.digest)) reply.mismatches.push(index);
-      else sinceProgress += item.length;
+    const { items } = request;
+    for (let i = 0; i < items.length; ) {
+      // Adjacent pieces are read back together: fewer, larger reads keep up better
+      // with the writeback competing for the same device.
+      let j = i + 1;
+      while (j < items.length && items[j].start === items[j - 1].start + items[j - 1].length && items[j].start + items[j].length - items[i].start <= READ_SPAN) j++;
+      const span = reader.read(items[i].start, items[j - 1].start + items[j - 1].length - items[i].start);
+      for (let k = i; k < j; k++) {
+        const item = items[k];
+        const from = item.start - items[i].start;
+        const back = span.subarray(from, from + item.length);
+        const digest = createHash('sha256').update(back).digest();
+        if (back.length !== item.length || !digest.equals(item.digest)) reply.mismatches.push(k);
+        else sinceProgress += item.length;
+      }
       if (sinceProgress >= PROGRESS_EVERY) {
         parentPort!.postMessage({ id: request.id, progress: sinceProgress });
         sinceProgress = 0;
       }
-    });
+      i = j;
+    }
     if (sinceProgress) parentPort!.postMessage({ id: request.id, progress: sinceProgress });
     reply.method = reader.method;
   } catch (e) {
