@@ -48,3 +48,39 @@ export function alignedBuffers(size: number, count: number): Buffer[] {
   for (let i = 0; i < count; i++) out.push(Buffer.from(memory.buffer, i * stride, size));
   return out;
 }
+
+/**
+ * Recycled page-aligned buffers of one size, for streams whose consumer says
+ * when it is done with a chunk (an HTTP response's write callback). Buffers
+ * come from slabs of SLAB_BUFFERS; at most `maxFree` wait for reuse, the rest
+ * are left to the garbage collector, so an idle pool holds maxFree * size.
+ */
+export class AlignedPool {
+  private readonly free: Buffer[] = [];
+  /** Buffers handed out and not yet given back: a second give() of one is ignored. */
+  private readonly lent = new WeakSet<Buffer>();
+
+  constructor(
+    readonly size: number,
+    private readonly maxFree = 64,
+  ) {}
+
+  take(): Buffer {
+    let buffer = this.free.pop();
+    if (!buffer) {
+      const SLAB_BUFFERS = 8;
+      const slab = alignedBuffers(this.size, SLAB_BUFFERS);
+      for (let i = 1; i < slab.length && this.free.length < this.maxFree; i++) this.free.push(slab[i]);
+      buffer = slab[0];
+    }
+    this.lent.add(buffer);
+    return buffer;
+  }
+
+  /** Hand back a buffer from take() that nothing uses any more (anything else is ignored). */
+  give(buffer: Buffer): void {
+    if (!this.lent.has(buffer)) return;
+    this.lent.delete(buffer);
+    if (this.free.length < this.maxFree) this.free.push(buffer);
+  }
+}

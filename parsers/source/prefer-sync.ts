@@ -13,6 +13,7 @@ import type { ByteSource } from './types.js';
  * took longer than the page cache would (cold disk, network storage) sends
  * that source back to the threadpool for SLOW_BACKOFF_MS, and a server keeps
  * serving other requests meanwhile.
+ * Sources are tracked by object: a volume's slice, or a CachedSource's inner.
  */
 const SLOW_BACKOFF_MS = 10_000;
 
@@ -26,21 +27,52 @@ const allowedMs = (length: number) => 1 + length / 250_000;
 
 const asyncUntil = new WeakMap<ByteSource, number>();
 
-export function readPreferSync(source: ByteSource, buffer: Uint8Array, offset: number, length: number, position: number): Promise<number> {
-  const readSync = source.readSync;
-  if (!readSync) return source.read(buffer, offset, length, position);
+/** Whether synchronous reads of `source` are in favour now (it has readSync, and no recent read was slow). */
+export function syncReadsAllowed(source: ByteSource): boolean {
+  if (!source.readSync) return false;
   const until = asyncUntil.get(source);
-  if (until !== undefined) {
-    if (Date.now() < until) return source.read(buffer, offset, length, position);
-    asyncUntil.delete(source);
+  if (until === undefined) return true;
+  if (Date.now() < until) return false;
+  asyncUntil.delete(source);
+  return true;
+}
+
+/** Slow synchronous reads in a row, per source. */
+const slowStreak = new WeakMap<ByteSource, number>();
+
+/**
+ * Slow reads in a row before a source goes async. One is not enough: on a
+ * loaded machine a page-cache read is now and then slow because the thread
+ * was preempted (with the load average at 4 on 2 cores that happened often
+ * enough to keep 50 downloads on the threadpool); a cold disk is slow every
+ * time.
+ */
+const SLOW_STREAK = 3;
+
+/** Report how long a synchronous read of `length` bytes took; slow ones in a row send the source back to async reads for a while. */
+export function noteSyncRead(source: ByteSource, length: number, elapsedMs: number): void {
+  if (elapsedMs <= allowedMs(length)) {
+    if (slowStreak.has(source)) slowStreak.delete(source);
+    return;
   }
+  const streak = (slowStreak.get(source) ?? 0) + 1;
+  if (streak < SLOW_STREAK) {
+    slowStreak.set(source, streak);
+    return;
+  }
+  slowStreak.delete(source);
+  asyncUntil.set(source, Date.now() + SLOW_BACKOFF_MS);
+}
+
+export function readPreferSync(source: ByteSource, buffer: Uint8Array, offset: number, length: number, position: number): Promise<number> {
+  if (!syncReadsAllowed(source)) return source.read(buffer, offset, length, position);
   const started = performance.now();
   let n: number;
   try {
-    n = readSync(buffer, offset, length, position);
+    n = source.readSync!(buffer, offset, length, position);
   } catch (e) {
     return Promise.reject(e);
   }
-  if (performance.now() - started > allowedMs(length)) asyncUntil.set(source, Date.now() + SLOW_BACKOFF_MS);
+  noteSyncRead(source, length, performance.now() - started);
   return Promise.resolve(n);
 }

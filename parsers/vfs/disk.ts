@@ -12,6 +12,7 @@ import {
 import { detectFileSystem, type Detection } from '../fs/index.js';
 import type { FileSystem, FsInfo, FsNode, Stat } from '../fs/types.js';
 import { openImage, type OpenOptions } from '../source/open.js';
+import type { AlignedPool } from '../source/aligned.js';
 import { SliceSource } from '../source/slice.js';
 import type { ByteSource, OpenedImage } from '../source/types.js';
 import { readVolumeTable, type Volume, type VolumeTable } from '../volumes/index.js';
@@ -356,40 +357,68 @@ export class Disk {
    */
   syncReader(entry: Entry): SyncFileReader | null {
     if (entry.kind !== 'node' || entry.stat.type !== 'file' || !entry.fs?.mapFile || !entry.node || !entry.volume) return null;
-    const volumeReadSync = this.state(entry.volume).source.readSync;
-    if (!volumeReadSync) return null;
+    const source = this.state(entry.volume).source;
+    if (!source.readSync) return null;
     const volume = entry.volume;
-    return new SyncFileReader(entry.fs, entry.node, volumeReadSync, (e) => this.contextualize(e, volume, entry.path));
+    return new SyncFileReader(entry.fs, entry.node, source, (e) => this.contextualize(e, volume, entry.path));
   }
 
   /**
-   * A stream of a file's bytes [start, end] inclusive (as HTTP ranges are).
-   * Reads are large (1 MiB) and never run ahead of the consumer.
+   * A file's bytes [start, end] inclusive (as HTTP ranges are), one chunk of
+   * up to `chunkSize` bytes per next() (null at the end); call next() again
+   * only once the previous call has settled. With `pool`, full-size chunks
+   * are the pool's page-aligned buffers, and the caller may give each back
+   * when done with it.
+   *
+   * Raw images are read synchronously while the page cache answers (see
+   * source/prefer-sync.ts), else through the threadpool. Measured with 50
+   * concurrent 100 MB downloads from a prototype server (load ~2): server CPU
+   * 4.23 s with async reads into fresh 256 KiB buffers, 2.76 s with sync
+   * reads, 2.26 s with sync reads into recycled aligned buffers (peak RSS
+   * 131 -> 69 MB); a plain fs.createReadStream server used 4.26 s.
    */
-  createReadStream(entry: Entry, range: { start?: number; end?: number } = {}, chunkSize = 1024 * 1024): Readable {
+  readChunks(entry: Entry, range: { start?: number; end?: number } = {}, chunkSize = 1024 * 1024, options: { pool?: AlignedPool } = {}): { next(): Promise<Buffer | null> } {
+    const MAP_AHEAD = 64 * 1024 * 1024;
     const endExclusive = Math.min(entry.stat.size, range.end === undefined ? entry.stat.size : range.end + 1);
     let position = range.start ?? 0;
-    const disk = this;
+    const pool = options.pool && options.pool.size === chunkSize ? options.pool : null;
+    const reader = endExclusive > position ? this.syncReader(entry) : null;
+    let plain = reader !== null;
+    const take = (want: number) => (pool && want === pool.size ? pool.take() : Buffer.allocUnsafe(want));
+    const next = async (): Promise<Buffer | null> => {
+      const want = Math.min(chunkSize, endExclusive - position);
+      if (want <= 0) return null;
+      if (reader && plain && reader.preferSync) {
+        if (!reader.covers(position)) {
+          if (!(await reader.map(position, Math.min(MAP_AHEAD, endExclusive - position)))) plain = false;
+          return next();
+        }
+        const buf = take(want);
+        const n = reader.readSync(buf, 0, want, position);
+        position += n;
+        return n === buf.length ? buf : buf.subarray(0, n);
+      }
+      const buf = take(want);
+      const n = await this.read(entry, buf, 0, want, position);
+      // The filesystem says the file ends before its stated size: a damaged file.
+      if (n <= 0) throw new CorruptError(`file ${entry.path}`, position, `data ends before the file's size ${entry.stat.size}`);
+      position += n;
+      return n === buf.length ? buf : buf.subarray(0, n);
+    };
+    return { next };
+  }
+
+  /**
+   * The same bytes as a Readable (readChunks underneath): reads are large
+   * (1 MiB by default) and never run ahead of the consumer.
+   */
+  createReadStream(entry: Entry, range: { start?: number; end?: number } = {}, chunkSize = 1024 * 1024): Readable {
+    const chunks = this.readChunks(entry, range, chunkSize);
     return new Readable({
       highWaterMark: chunkSize,
-      read(this: Readable, size: number) {
-        const want = Math.min(Math.max(size, chunkSize), endExclusive - position);
-        if (want <= 0) {
-          this.push(null);
-          return;
-        }
-        const buf = Buffer.allocUnsafe(want);
-        disk.read(entry, buf, 0, want, position).then(
-          (n) => {
-            if (n <= 0) {
-              // The filesystem says the file ends before its stated size: a damaged file.
-              this.destroy(new CorruptError(`file ${entry.path}`, position, `data ends before the file's size ${entry.stat.size}`));
-              return;
-            }
-            position += n;
-            this.push(n === want ? buf : buf.subarray(0, n));
-            if (position >= endExclusive) this.push(null);
-          },
+      read(this: Readable) {
+        chunks.next().then(
+          (chunk) => this.push(chunk),
           (e: unknown) => this.destroy(e as Error),
         );
       },

@@ -1,7 +1,7 @@
 import { CorruptError } from '../errors.js';
 import type { FilePiece, FileSystem, FsNode } from '../fs/types.js';
-
-type ReadSync = (buffer: Uint8Array, offset: number, length: number, position: number) => number;
+import { noteSyncRead, syncReadsAllowed } from '../source/prefer-sync.js';
+import type { ByteSource } from '../source/types.js';
 
 /**
  * Reads one file's bytes synchronously, straight from the volume: the
@@ -21,7 +21,8 @@ export class SyncFileReader {
   constructor(
     private readonly fs: FileSystem,
     private readonly node: FsNode,
-    private readonly volumeReadSync: ReadSync,
+    /** The volume's source; it has readSync (Disk.syncReader checks). */
+    private readonly volume: ByteSource,
     private readonly contextualize: (e: unknown) => Error,
   ) {}
 
@@ -44,6 +45,20 @@ export class SyncFileReader {
     this.windowEnd = end;
     this.index = 0;
     return true;
+  }
+
+  /**
+   * Whether reading synchronously is wise now: false for a while after a
+   * read was slow (cold disk), so a server can go back to async reads
+   * (source/prefer-sync.ts). A CLI copy reads synchronously regardless.
+   */
+  get preferSync(): boolean {
+    return syncReadsAllowed(this.volume);
+  }
+
+  /** Whether `position` lies in the mapped window. */
+  covers(position: number): boolean {
+    return position >= this.windowStart && position < this.windowEnd;
   }
 
   /** Where the mapped window ends (file position). */
@@ -77,11 +92,13 @@ export class SyncFileReader {
         buffer.fill(0, offset + done, offset + done + n);
       } else {
         let got: number;
+        const started = performance.now();
         try {
-          got = this.volumeReadSync(buffer, offset + done, n, piece.at + within);
+          got = this.volume.readSync!(buffer, offset + done, n, piece.at + within);
         } catch (e) {
           throw this.contextualize(e);
         }
+        noteSyncRead(this.volume, n, performance.now() - started);
         if (got !== n) {
           throw this.contextualize(new CorruptError('file data', piece.at + within, `short read: ${got} of ${n} bytes (truncated image?)`));
         }

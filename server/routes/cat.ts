@@ -1,12 +1,13 @@
 import { create as contentDisposition } from 'content-disposition';
 import { createHash } from 'node:crypto';
-import { pipeline } from 'node:stream/promises';
+import { finished } from 'node:stream/promises';
 import mime from 'mime-types';
 import parseRange from 'range-parser';
 import { InvalidArgumentError, IsADirectoryError, oneLine } from '../../parsers/errors.js';
 import { nsToDate, type Entry } from '../../parsers/vfs/index.js';
 import { HttpError } from '../http-errors.js';
-import { flag, type ImageRoute } from './context.js';
+import { AlignedPool } from '../../parsers/source/aligned.js';
+import { clientGone, flag, writeChunk, type ImageRoute } from './context.js';
 
 /**
  * Served files come from untrusted images: an HTML or SVG file shown inline
@@ -23,6 +24,19 @@ const PDF_CSP = "default-src 'none'; object-src 'self'";
  * hundred MB (each holds about three chunks: reading, buffered, in the socket).
  */
 const DOWNLOAD_CHUNK = 256 * 1024;
+
+/**
+ * Download chunks are page-aligned buffers recycled once the socket has
+ * written them: the kernel copies into aligned memory ~2.5x faster (see
+ * parsers/source/aligned.ts), and reuse spares the allocator and the garbage
+ * collector 400 buffers per 100 MB. Idle, the pool keeps 64 (16 MiB).
+ */
+const downloadBuffers = new AlignedPool(DOWNLOAD_CHUNK, 64);
+
+/** What pipeline() reported when the client left: the handler below treats it as a disconnect. */
+function prematureClose(): Error {
+  return Object.assign(new Error('client disconnected'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
+}
 
 /** Resolve PATH (following symlinks inside the image) to a regular file or say why not. */
 export async function fileEntry(route: ImageRoute): Promise<Entry> {
@@ -103,20 +117,20 @@ export async function cat(route: ImageRoute): Promise<void> {
       res.end();
       return;
     }
-    const chunks = disk.createReadStream(entry, { start, end }, DOWNLOAD_CHUNK)[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    const chunks = disk.readChunks(entry, { start, end }, DOWNLOAD_CHUNK, { pool: downloadBuffers });
     // The first read happens before anything is sent, so a file that cannot be
     // read at all is still answered with its reason as JSON (422 ...).
-    const first = await chunks.next();
-    await pipeline(async function* () {
-      try {
-        for (let c = first; !c.done; c = await chunks.next()) {
-          sent += c.value.length;
-          yield c.value;
-        }
-      } finally {
-        await chunks.return?.(); // ends (destroys) the read stream when the client left early
-      }
-    }, res);
+    let chunk = await chunks.next();
+    const gone = clientGone(res);
+    while (chunk) {
+      const written = chunk;
+      sent += written.length;
+      // Each chunk goes back to the pool once the socket has it (see downloadBuffers).
+      if (!(await writeChunk(res, written, gone, () => downloadBuffers.give(written)))) throw prematureClose();
+      chunk = await chunks.next();
+    }
+    res.end();
+    await finished(res);
   } catch (e) {
     // The client left (nothing to tell anyone) or a read failed mid-file: the
     // response is cut short so the client sees a failed transfer, not a short file.

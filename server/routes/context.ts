@@ -45,10 +45,11 @@ export function clientGone(res: Response): AbortSignal {
   return controller.signal;
 }
 
-/** Write with backpressure; false when the client went away meanwhile. */
-export async function writeChunk(res: Response, chunk: string | Buffer, gone: AbortSignal): Promise<boolean> {
+/** Write with backpressure; false when the client went away meanwhile. `onWritten` is the write's callback. */
+export async function writeChunk(res: Response, chunk: string | Buffer, gone: AbortSignal, onWritten?: () => void): Promise<boolean> {
   if (gone.aborted || res.destroyed) return false;
-  if (res.write(chunk)) return true;
+  // The callback runs once the chunk has reached the socket (or failed to): then it may be reused.
+  if (onWritten ? res.write(chunk, onWritten) : res.write(chunk)) return true;
   return new Promise((resolve) => {
     const done = (ok: boolean) => {
       res.off('drain', onDrain);

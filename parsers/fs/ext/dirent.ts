@@ -79,7 +79,11 @@ function isDotOrDotDot(buf: Buffer, at: number, len: number): boolean {
 }
 
 function hasSlashOrNul(buf: Buffer, from: number, to: number): boolean {
-  // indexOf runs natively; names are at most 255 bytes.
-  const name = buf.subarray(from, to);
-  return name.indexOf(0x2f) !== -1 || name.indexOf(0) !== -1;
+  // A plain loop: names are at most 255 bytes, and a subarray plus two
+  // indexOf calls per name showed in profiles of 10,000-entry listings.
+  for (let i = from; i < to; i++) {
+    const b = buf[i];
+    if (b === 0x2f || b === 0) return true;
+  }
+  return false;
 }

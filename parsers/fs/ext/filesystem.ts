@@ -149,18 +149,26 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
    * over a dozen groups (1 KiB-block images have ~800 inodes per group).
    * Inodes that fail here are left for node() to report.
    */
-  private async prefetchInodes(inos: number[]): Promise<void> {
+  private async prefetchInodes(inos: number[]): Promise<(ExtNode | undefined)[]> {
     const MAX_SPAN = 4 * 1024 * 1024;
     const { inodesPerGroup, inodeSize, blockSize } = this.sb;
+    /** found[i] is inos[i]'s node, when cached or loaded here: the caller needs no lookup per entry. */
+    const found: (ExtNode | undefined)[] = new Array(inos.length);
     const byGroup = new Map<number, number[]>();
-    for (const ino of inos) {
-      if (this.inodes.peek(ino) || !Number.isInteger(ino) || ino < 1 || ino > this.maxIno) continue;
+    for (let i = 0; i < inos.length; i++) {
+      const ino = inos[i];
+      const cached = this.inodes.peek(ino);
+      if (cached) {
+        found[i] = cached;
+        continue;
+      }
+      if (!Number.isInteger(ino) || ino < 1 || ino > this.maxIno) continue;
       const group = Math.floor((ino - 1) / inodesPerGroup);
       let list = byGroup.get(group);
       if (!list) byGroup.set(group, (list = []));
-      list.push(ino);
+      list.push(i);
     }
-    const spans: { start: number; inos: number[] }[] = [];
+    const spans: { start: number; firstIndex: number; positions: number[] }[] = [];
     for (const [group, list] of byGroup) {
       if (list.length < 8) continue; // not worth a batch
       let desc;
@@ -169,30 +177,34 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
       } catch {
         continue;
       }
-      list.sort((a, b) => a - b);
+      list.sort((a, b) => inos[a] - inos[b]);
       // Split the sorted inodes into spans that each fit one read.
       let first = 0;
       while (first < list.length) {
-        const firstIndex = (list[first] - 1) % inodesPerGroup;
+        const firstIndex = (inos[list[first]] - 1) % inodesPerGroup;
         let last = first;
-        while (last + 1 < list.length && ((list[last + 1] - 1) % inodesPerGroup - firstIndex + 1) * inodeSize <= MAX_SPAN) last++;
-        spans.push({ start: desc.inodeTable * blockSize + firstIndex * inodeSize, inos: list.slice(first, last + 1) });
+        while (last + 1 < list.length && ((inos[list[last + 1]] - 1) % inodesPerGroup - firstIndex + 1) * inodeSize <= MAX_SPAN) last++;
+        spans.push({ start: desc.inodeTable * blockSize + firstIndex * inodeSize, firstIndex, positions: list.slice(first, last + 1) });
         first = last + 1;
       }
     }
     // A few spans in flight at once (each at most MAX_SPAN bytes).
     let next = 0;
     const worker = async () => {
-      while (next < spans.length) await this.loadInodeSpan(spans[next++]);
+      while (next < spans.length) await this.loadInodeSpan(spans[next++], inos, found);
     };
     await Promise.all(Array.from({ length: Math.min(4, spans.length) }, worker));
+    return found;
   }
 
-  /** Read one run of an inode table and parse the wanted inodes in it (sorted, same group). */
-  private async loadInodeSpan({ start, inos }: { start: number; inos: number[] }): Promise<void> {
+  /** Read one run of an inode table and parse the inodes at `positions` of `inos` (sorted by inode, one group) into `found`. */
+  private async loadInodeSpan(
+    { start, firstIndex, positions }: { start: number; firstIndex: number; positions: number[] },
+    inos: number[],
+    found: (ExtNode | undefined)[],
+  ): Promise<void> {
     const { inodesPerGroup, inodeSize } = this.sb;
-    const firstIndex = (inos[0] - 1) % inodesPerGroup;
-    const length = ((inos[inos.length - 1] - 1) % inodesPerGroup - firstIndex + 1) * inodeSize;
+    const length = ((inos[positions[positions.length - 1]] - 1) % inodesPerGroup - firstIndex + 1) * inodeSize;
     const span = Buffer.allocUnsafe(length);
     let got: number;
     try {
@@ -200,14 +212,24 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
     } catch {
       return; // node() reads them one by one and reports what fails
     }
-    for (const ino of inos) {
+    let previous: ExtNode | undefined;
+    for (let k = 0; k < positions.length; k++) {
+      const ino = inos[positions[k]];
+      // The same inode twice (hard links in one directory): parsed once.
+      if (previous && previous.inode.ino === ino) {
+        found[positions[k]] = previous;
+        continue;
+      }
+      previous = undefined;
       const at = ((ino - 1) % inodesPerGroup - firstIndex) * inodeSize;
-      if (at + inodeSize > got || this.inodes.peek(ino)) continue;
+      if (at + inodeSize > got) continue;
       try {
         // Copy: a node must not pin the whole span in memory.
         const raw = Buffer.allocUnsafe(inodeSize);
         span.copy(raw, 0, at, at + inodeSize);
-        this.inodes.set(ino, new ExtNode(parseInode(raw, ino, start + at, this.sb)));
+        previous = new ExtNode(parseInode(raw, ino, start + at, this.sb));
+        this.inodes.set(ino, previous);
+        found[positions[k]] = previous;
       } catch {
         // node() will read it again and report the problem for this entry alone.
       }
@@ -240,12 +262,13 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
     const BATCH = 4096;
     for (let from = 0; from < entries.length; from += BATCH) {
       const batch = entries.slice(from, from + BATCH);
-      await this.prefetchInodes(batch.map((e) => e.ino));
-      for (const e of batch) {
-        // Just prefetched: taken without an await per entry (10,000 awaits showed in profiles).
-        const cached = this.inodes.peek(e.ino);
-        if (cached) {
-          out.push({ name: e.name, node: cached });
+      const found = await this.prefetchInodes(batch.map((e) => e.ino));
+      for (let i = 0; i < batch.length; i++) {
+        const e = batch[i];
+        // Prefetched: taken without an await or a cache lookup per entry (both showed in profiles).
+        const node = found[i];
+        if (node) {
+          out.push({ name: e.name, node });
           continue;
         }
         try {
