@@ -130,7 +130,8 @@ describe.each(manifests.map((m) => [m.image, m] as const))('%s', (_name, manifes
   });
 
   const streams = manifest.entries.filter((e) => e.streams?.length && readable.some((v) => e.path.startsWith(`/${v.name}/`)));
-  it.runIf(streams.length > 0)('cat FILE:STREAM reads alternate data streams', () => {
+  // Only images with NTFS volumes have streams: the test exists for those alone.
+  if (streams.length > 0) it('cat FILE:STREAM reads alternate data streams', () => {
     for (const e of streams) {
       for (const s of e.streams!) {
         const r = cli(['cat', image, `${e.path}:${s.name}`]);

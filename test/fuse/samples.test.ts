@@ -104,7 +104,8 @@ describe.runIf(isRoot)('sample images through a FUSE mount', () => {
     });
 
     const kernelReadable = readable.filter((v) => KERNEL_READS.test(v.fs!));
-    it.runIf(kernelReadable.length > 0)('the kernel, mounting pN.img from our mount, sees the same ext trees as our parser', async () => {
+    // Only images with ext volumes (which the kernel here reads) have this test.
+    if (kernelReadable.length > 0) it('the kernel, mounting pN.img from our mount, sees the same ext trees as our parser', async () => {
       for (const v of kernelReadable) {
         const kernel = join(c.dir('loopless-fuse-kernel-'), 'mnt');
         c.kernelMount(['-o', 'loop,ro', join(mounted(), `${v.name}.img`)], kernel);

@@ -114,7 +114,7 @@ describe.each(variants)('NTFS with $sector-byte sectors and $cluster-byte cluste
   });
 
   // The Sleuth Kit does not open volumes with clusters above 64 KiB.
-  it.runIf(hasTool('fls') && v.cluster <= 65536)('agrees with fls and icat', async () => {
+  if (v.cluster <= 65536) it.runIf(hasTool('fls'))('agrees with fls and icat', async () => {
     const theirs = fls(image()).filter((e) => !e.deleted && !e.path.startsWith('/$') && !e.path.includes(':'));
     expect(theirs.map((e) => e.path).sort()).toEqual([...expected.keys()].sort());
     for (const e of theirs.filter((x) => x.type === 'r' && (x.path.startsWith('/files/') || x.path.startsWith('/zip/')))) {
