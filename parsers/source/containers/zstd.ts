@@ -1,4 +1,3 @@
-import { Decompress } from 'fzstd';
 import { CorruptError } from '../../errors.js';
 import type { ContainerFormat, OpenContext } from '../open.js';
 import { readExact, readZeroPadded } from '../read.js';
@@ -6,7 +5,7 @@ import type { ByteSource } from '../types.js';
 import { ChunkedSource, type ChunkIndex } from './chunked.js';
 import { Progress } from './progress.js';
 import { SequentialSource } from './sequential.js';
-import { MAX_WINDOW, ZSTD_MAGIC, ZstdFormatError, decodeFrameInto, frameLength, isSkippableMagic, parseFrameHeader } from './zstd-frames.js';
+import { MAX_WINDOW, ZSTD_MAGIC, ZstdFormatError, decodeFrameInto, frameLength, isSkippableMagic, loadZstd, parseFrameHeader, zstdDecoder } from './zstd-frames.js';
 
 /**
  * Zstandard with random access. Three cases, best first:
@@ -123,7 +122,7 @@ async function walkFrames(inner: ByteSource, context: OpenContext): Promise<Fram
 /** Decode a frame only to count its output (for frames written without a content size). */
 async function measureFrame(inner: ByteSource, at: number, length: number): Promise<number> {
   let size = 0;
-  const d = new Decompress((chunk) => {
+  const d = zstdDecoder((chunk) => {
     size += chunk.length;
   });
   try {
@@ -139,7 +138,7 @@ async function measureFrame(inner: ByteSource, at: number, length: number): Prom
 
 async function* decodeAll(inner: ByteSource): AsyncGenerator<Uint8Array> {
   const queue: Uint8Array[] = [];
-  const d = new Decompress((chunk) => {
+  const d = zstdDecoder((chunk) => {
     queue.push(chunk);
   });
   for (let at = 0; at < inner.size; at += READ_AHEAD) {
@@ -150,6 +149,7 @@ async function* decodeAll(inner: ByteSource): AsyncGenerator<Uint8Array> {
 }
 
 export async function openZstd(inner: ByteSource, _path: string, context: OpenContext): Promise<ByteSource> {
+  await loadZstd();
   const table = await seekTable(inner);
   const frames = table ?? (await walkFrames(inner, context));
   const size = frames.reduce((s, f) => s + f.size, 0);
