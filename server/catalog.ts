@@ -34,6 +34,22 @@ export function looksLikeImageName(name: string): boolean {
 }
 
 /**
+ * A folder's symlink-free absolute path, as the catalog compares paths (image
+ * paths and the folders a user is limited to). Throws "PATH: no such folder",
+ * or "PATH: " and `notFolder` when it is something else.
+ */
+export async function realFolder(path: string, notFolder = 'not a folder'): Promise<string> {
+  let real: string;
+  try {
+    real = await realpath(path);
+  } catch {
+    throw new Error(`${path}: no such folder`);
+  }
+  if (!(await stat(real)).isDirectory()) throw new Error(`${path}: ${notFolder}`);
+  return real;
+}
+
+/**
  * The images below the served folders. IDs are only ever looked up in this
  * list, never joined onto a host path, so no spelling of an ID (`..`, encoded,
  * absolute, NUL) can name anything else. Symbolic links inside the folders are
@@ -51,13 +67,7 @@ export class ImageCatalog {
     if (!folders.length) throw new Error('no image folder given');
     const resolved: string[] = [];
     for (const f of folders) {
-      let real: string;
-      try {
-        real = await realpath(f);
-      } catch {
-        throw new Error(`${f}: no such folder`);
-      }
-      if (!(await stat(real)).isDirectory()) throw new Error(`${f}: not a folder (give the folder that holds the images)`);
+      const real = await realFolder(f, 'not a folder (give the folder that holds the images)');
       if (!resolved.includes(real)) resolved.push(real);
     }
     // With several folders an ID starts with the folder's name, made unique.

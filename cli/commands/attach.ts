@@ -6,7 +6,8 @@ import { attachRange, detachDevice, loopDevicesOf } from '../../fuse/loop-device
 import { withDisk } from '../disk.js';
 import { humanSize, table } from '../format.js';
 
-interface AttachedJson {
+/** One row of `attach --json`. */
+export interface AttachedJson {
   volume: string;
   device: string;
   start: number;

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { realpath, stat } from 'node:fs/promises';
 import { hashPassword } from '../../server/auth/passwords.js';
-import { checkUserName, defaultUsersFile, readUsers, writeUsers } from '../../server/auth/users-file.js';
+import { realFolder } from '../../server/catalog.js';
+import { checkUserName, defaultUsersFile, readUsers, writeUsers, type UsersData } from '../../server/auth/users-file.js';
 import { EXIT } from '../exit.js';
 
 const MIN_PASSWORD = 8;
@@ -57,22 +57,30 @@ async function askPassword(name: string): Promise<string> {
 async function resolveFolders(folders: string[]): Promise<string[] | null> {
   if (!folders.length) return null;
   const out: string[] = [];
-  for (const f of folders) {
-    let real: string;
-    try {
-      real = await realpath(f);
-    } catch {
-      throw new Error(`${f}: no such folder`);
-    }
-    if (!(await stat(real)).isDirectory()) throw new Error(`${f}: not a folder`);
-    out.push(real);
-  }
+  for (const f of folders) out.push(await realFolder(f));
   return out;
 }
 
 function fail(message: string, code: number = EXIT.error): never {
   process.stderr.write(`loopless: ${message}\n`);
   process.exit(code);
+}
+
+/** Run one subcommand on the users file (--users, else the default); any error ends it with a one-line message. */
+async function onUsersFile(users: string | undefined, fn: (file: string) => Promise<void>): Promise<void> {
+  const file = users ?? defaultUsersFile();
+  try {
+    await fn(file);
+  } catch (e) {
+    fail((e as Error).message);
+  }
+}
+
+/** The users file's entries, after checking that `name` is one of them. */
+async function usersWith(name: string, file: string): Promise<UsersData> {
+  const data = await readUsers(file);
+  if (!Object.hasOwn(data.users, name)) fail(`no user ${name} in ${file}`, EXIT.notFound);
+  return data;
 }
 
 export function register(program: Command): void {
@@ -96,9 +104,8 @@ The password is asked twice on a terminal, or read from the first line of standa
     .option('--folder <dir...>', 'limit the user to images below these folders (default: all served images)')
     .option('--force', 'replace an existing user')
     .option(...usersOption)
-    .action(async (name: string, opts: { folder?: string[]; force?: boolean; users?: string }) => {
-      const file = opts.users ?? defaultUsersFile();
-      try {
+    .action((name: string, opts: { folder?: string[]; force?: boolean; users?: string }) =>
+      onUsersFile(opts.users, async (file) => {
         checkUserName(name);
         const data = await readUsers(file);
         if (Object.hasOwn(data.users, name) && !opts.force) fail(`user ${name} exists in ${file} (use --force to replace, or \`loopless user passwd\`)`, EXIT.exists);
@@ -107,62 +114,49 @@ The password is asked twice on a terminal, or read from the first line of standa
         data.users[name] = { hash, folders };
         await writeUsers(file, data);
         process.stderr.write(`user ${name} saved in ${file}${folders ? ` (limited to ${folders.join(', ')})` : ''}\n`);
-      } catch (e) {
-        fail((e as Error).message);
-      }
-    });
+      }),
+    );
 
   user
     .command('passwd')
     .description("change a user's password")
     .argument('<name>', 'user name')
     .option(...usersOption)
-    .action(async (name: string, opts: { users?: string }) => {
-      const file = opts.users ?? defaultUsersFile();
-      try {
-        const data = await readUsers(file);
-        if (!Object.hasOwn(data.users, name)) fail(`no user ${name} in ${file}`, EXIT.notFound);
+    .action((name: string, opts: { users?: string }) =>
+      onUsersFile(opts.users, async (file) => {
+        const data = await usersWith(name, file);
         data.users[name].hash = await hashPassword(await askPassword(name));
         await writeUsers(file, data);
         process.stderr.write(`password of ${name} changed\n`);
-      } catch (e) {
-        fail((e as Error).message);
-      }
-    });
+      }),
+    );
 
   user
     .command('remove')
     .description('remove a user (their sessions end at their next request)')
     .argument('<name>', 'user name')
     .option(...usersOption)
-    .action(async (name: string, opts: { users?: string }) => {
-      const file = opts.users ?? defaultUsersFile();
-      try {
-        const data = await readUsers(file);
-        if (!Object.hasOwn(data.users, name)) fail(`no user ${name} in ${file}`, EXIT.notFound);
+    .action((name: string, opts: { users?: string }) =>
+      onUsersFile(opts.users, async (file) => {
+        const data = await usersWith(name, file);
         delete data.users[name];
         await writeUsers(file, data);
         process.stderr.write(`user ${name} removed from ${file}\n`);
-      } catch (e) {
-        fail((e as Error).message);
-      }
-    });
+      }),
+    );
 
   user
     .command('list')
     .description('list the users and their folders')
     .option('--json', 'print one JSON array')
     .option(...usersOption)
-    .action(async (opts: { json?: boolean; users?: string }) => {
-      const file = opts.users ?? defaultUsersFile();
-      try {
+    .action((opts: { json?: boolean; users?: string }) =>
+      onUsersFile(opts.users, async (file) => {
         const data = await readUsers(file);
         const rows = Object.entries(data.users).map(([name, u]) => ({ name, folders: u.folders }));
         if (opts.json) process.stdout.write(JSON.stringify(rows) + '\n');
         else if (!rows.length) process.stderr.write(`no users in ${file}\n`);
         else for (const r of rows) process.stdout.write(`${r.name}\t${r.folders ? r.folders.join(', ') : '(all images)'}\n`);
-      } catch (e) {
-        fail((e as Error).message);
-      }
-    });
+      }),
+    );
 }

@@ -7,8 +7,9 @@
  * what the disk holds).
  */
 import type { ByteRange } from '../source/types.js';
+import type { EntryType } from './entry-type.js';
 
-export type EntryType = 'file' | 'dir' | 'symlink' | 'other';
+export type { EntryType };
 
 /** Alternate data stream (NTFS) or any other named fork of a file. */
 export interface StreamInfo {

@@ -17,41 +17,12 @@ import { SliceSource } from '../source/slice.js';
 import type { ByteSource, OpenedImage } from '../source/types.js';
 import { readVolumeTable, type Volume, type VolumeTable } from '../volumes/index.js';
 import type { Entry } from './entry.js';
+import type { InfoJson, VolumeJson } from './json.js';
 import { childPath, joinPath, splitPath } from './path.js';
 import { SyncFileReader } from './sync-reader.js';
 
 /** Linux gives up after 40 symlinks in one resolution; so do we. */
 const MAX_SYMLINK_HOPS = 40;
-
-export interface VolumeJson {
-  name: string;
-  start: number;
-  size: number;
-  type: string;
-  fs: string | null;
-  label: string | null;
-  uuid: string | null;
-  /** Human name of the partition type ("Linux filesystem"). */
-  typeName: string | null;
-  /** GPT partition name. */
-  partitionLabel: string | null;
-  /** True when Loopless can read the filesystem's files. */
-  supported: boolean;
-  /** Why the filesystem could not be opened, when it could not. */
-  error: string | null;
-}
-
-export interface InfoJson {
-  size: number;
-  table: VolumeTable['table'];
-  volumes: VolumeJson[];
-  /** Containers unwrapped to reach the raw disk, outermost first (empty for raw images). */
-  chain: string[];
-  /** Bytes of the image file on disk. */
-  fileSize: number;
-  /** Non-fatal findings (backup GPT used, EBR loop cut ...). */
-  warnings: string[];
-}
 
 interface VolumeState {
   volume: Volume;

@@ -1,4 +1,5 @@
 import type { FileSystem, FsNode, Stat } from '../fs/types.js';
+import type { LsJson, StatJson } from './json.js';
 
 /**
  * A resolved path: where it is, what it is, and (for files inside a
@@ -15,20 +16,6 @@ export interface Entry {
   volume: string | null;
   fs: FileSystem | null;
   node: FsNode | null;
-}
-
-/** The `ls --json` shape (the CLI contract; the web API returns the same). */
-export interface LsJson {
-  path: string;
-  type: Stat['type'];
-  size: number;
-  mode: number;
-  uid: number;
-  gid: number;
-  nlink: number;
-  mtime: string;
-  target?: string;
-  streams?: { name: string; size: number }[];
 }
 
 export function nsToDate(ns: bigint): Date {
@@ -93,7 +80,7 @@ export function toLsJson(entry: Entry, target?: string): LsJson {
 }
 
 /** Full metadata for `stat --json` and the web details panel. */
-export function toStatJson(entry: Entry, target?: string): Record<string, unknown> {
+export function toStatJson(entry: Entry, target?: string): StatJson {
   const s = entry.stat;
   return {
     ...toLsJson(entry, target),

@@ -1,4 +1,5 @@
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import type { SessionJson } from '../api-json.js';
 import type { AuditLog } from '../audit.js';
 import { HttpError, sendError } from '../http-errors.js';
 import { DUMMY_HASH, verifyPassword } from './passwords.js';
@@ -63,7 +64,8 @@ export class Auth {
     const router = express.Router();
     router.get('/api/session', async (req, res) => {
       const who = await this.identify(req);
-      res.json({ loginRequired: this.loginRequired, user: who?.user ?? null });
+      const session: SessionJson = { loginRequired: this.loginRequired, user: who?.user ?? null };
+      res.json(session);
     });
     router.post('/api/login', express.json({ limit: '4kb' }), (req, res) => {
       this.login(req, res).catch((e) => sendError(res, e));

@@ -1,5 +1,6 @@
 import type { Request, Response } from 'express';
 import { isLooplessError, oneLine } from '../../parsers/errors.js';
+import type { ImageSummary } from '../api-json.js';
 import type { AuditLog } from '../audit.js';
 import { requester, type Requester } from '../auth/auth.js';
 import { isInside, type ImageCatalog, type ImageFile } from '../catalog.js';
@@ -14,20 +15,6 @@ import { search } from './search.js';
 import { sha256 } from './sha256.js';
 import { stat } from './stat.js';
 import { zip } from './zip.js';
-
-/** One row of GET /api/images. */
-export interface ImageSummary {
-  id: string;
-  /** Size of the disk inside (for containers: the virtual disk). */
-  size: number;
-  table: string | null;
-  /** Bytes of the image file. */
-  fileSize: number;
-  modified: string;
-  /** Why the image cannot be opened, when it cannot. */
-  error: string | null;
-  code: string | null;
-}
 
 const VERBS: Record<string, (route: ImageRoute) => Promise<void>> = { ls, stat, cat, zip, search, sha256 };
 

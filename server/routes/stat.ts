@@ -1,6 +1,7 @@
 import mime from 'mime-types';
 import { toStatJson } from '../../parsers/vfs/index.js';
 import { oneLine } from '../../parsers/errors.js';
+import type { StatAnswer } from '../api-json.js';
 import { symlinkTargetPath } from './listing.js';
 import { flag, type ImageRoute } from './context.js';
 
@@ -13,7 +14,7 @@ import { flag, type ImageRoute } from './context.js';
 export async function stat({ req, res, disk, path }: ImageRoute): Promise<void> {
   const entry = flag(req.query.follow) ? await disk.stat(path) : await disk.lstat(path);
   const target = entry.stat.type === 'symlink' ? await disk.readlink(entry) : undefined;
-  const out: Record<string, unknown> = { ...toStatJson(entry, target), name: entry.name };
+  const out: StatAnswer = { ...toStatJson(entry, target), name: entry.name };
   if (entry.stat.type === 'file') out.mime = mime.lookup(entry.name) || 'application/octet-stream';
   if (target !== undefined && entry.volume) {
     out.targetPath = symlinkTargetPath(entry.path, entry.volume, target);

@@ -1,16 +1,15 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { closeSync, copyFileSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { readManifest, samples } from '../support/manifests.js';
 import { cli, tempDir } from '../support/run.js';
 
 /** Damage done to copies of the sample images, seen through the CLI as a user would. */
-const samples = join(import.meta.dirname, '..', '..', 'sample-images');
 const tmp = tempDir('loopless-damaged-');
 afterAll(() => tmp.cleanup());
 
 function volumeOf(image: string, fs: string): { name: string; start: number; size: number } {
-  const manifest = JSON.parse(readFileSync(join(samples, image.replace(/\.img$/, '.manifest.json')), 'utf8'));
-  return manifest.volumes.find((v: { fs: string }) => v.fs === fs);
+  return readManifest(image.replace(/\.img$/, '.manifest.json')).volumes.find((v) => v.fs === fs)!;
 }
 
 function damagedCopy(image: string, offset: number, bytes: Buffer): string {

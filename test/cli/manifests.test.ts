@@ -1,7 +1,8 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import { allManifests, samples, type ManifestEntry, type ManifestVolume } from '../support/manifests.js';
 import { cli, isRoot, tempDir } from '../support/run.js';
 
 /**
@@ -9,43 +10,7 @@ import { cli, isRoot, tempDir } from '../support/run.js';
  * `ls -R --json` and `cp -R` give back exactly what the build script put in,
  * as its truth manifest records it.
  */
-interface ManifestVolume {
-  name: string;
-  start: number;
-  size: number;
-  type: string;
-  fs: string | null;
-  label: string | null;
-  uuid: string | null;
-}
-interface ManifestEntry {
-  path: string;
-  type: 'file' | 'dir' | 'symlink' | 'other';
-  size: number;
-  sha256?: string;
-  mode: number;
-  uid?: number;
-  gid?: number;
-  mtime: string;
-  target?: string;
-  nlink?: number;
-  streams?: { name: string; size: number; sha256?: string }[];
-}
-interface Manifest {
-  image: string;
-  size: number;
-  table: string;
-  volumes: ManifestVolume[];
-  entries: ManifestEntry[];
-}
-
-const samples = join(import.meta.dirname, '..', '..', 'sample-images');
-const manifests: Manifest[] = existsSync(samples)
-  ? readdirSync(samples)
-      .filter((n) => n.endsWith('.manifest.json'))
-      .sort()
-      .map((n) => JSON.parse(readFileSync(join(samples, n), 'utf8')) as Manifest)
-  : [];
+const manifests = allManifests();
 
 const tmp = tempDir('loopless-manifests-');
 afterAll(() => tmp.cleanup());

@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run, tempDir } from '../support/run.js';
-import { makeRawDisk, rng } from './support.js';
+import { rng } from '../support/rng.js';
+import { makeRawDisk } from './support.js';
 
 /**
  * Source-level mutation fuzz of every container: seeded byte changes in the

@@ -4,25 +4,8 @@ import { join } from 'node:path';
 import { expect } from 'vitest';
 import { isLooplessError } from '../../parsers/errors.js';
 import type { ByteRange, ByteSource } from '../../parsers/source/types.js';
+import { rng, seededBytes } from '../support/rng.js';
 import { run } from '../support/run.js';
-
-/** mulberry32: seeded, so every failure can be replayed. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function pseudoRandom(length: number, seed: number): Buffer {
-  const r = rng(seed);
-  const b = Buffer.alloc(Math.ceil(length / 4) * 4);
-  for (let i = 0; i < b.length; i += 4) b.writeUInt32LE((r() * 2 ** 32) >>> 0, i);
-  return b.subarray(0, length);
-}
 
 /**
  * A small real disk: GPT, an ext4 partition made by mkfs.ext4 -d from text,
@@ -38,7 +21,7 @@ export function makeRawDisk(dir: string, name = 'disk.img', sizeMiB = 32): strin
   let text = '';
   while (text.length < 600_000) text += words[Math.floor(r() * words.length)] + (r() < 0.1 ? '\n' : ' ');
   writeFileSync(join(content, 'docs', 'words.txt'), text);
-  writeFileSync(join(content, 'random.bin'), pseudoRandom(3 * 1024 * 1024 + 123, 11));
+  writeFileSync(join(content, 'random.bin'), seededBytes(3 * 1024 * 1024 + 123, 11));
   writeFileSync(join(content, 'small.txt'), 'hello from inside a container\n');
   const fs = join(dir, `${name}-ext4.fs`);
   run('truncate', ['-s', '16M', fs]);
@@ -47,7 +30,7 @@ export function makeRawDisk(dir: string, name = 'disk.img', sizeMiB = 32): strin
   run('truncate', ['-s', `${sizeMiB}M`, img]);
   run('sfdisk', ['-q', img], { input: 'label: gpt\nstart=2048, size=32768, type=linux\nstart=40960, size=8192, type=linux\n' });
   run('dd', [`if=${fs}`, `of=${img}`, 'bs=1M', 'seek=1', 'conv=notrunc', 'status=none']);
-  writeFileSync(join(dir, `${name}-p2`), pseudoRandom(4 * 1024 * 1024, 13));
+  writeFileSync(join(dir, `${name}-p2`), seededBytes(4 * 1024 * 1024, 13));
   run('dd', [`if=${join(dir, `${name}-p2`)}`, `of=${img}`, 'bs=1M', 'seek=20', 'conv=notrunc', 'status=none']);
   return img;
 }

@@ -2,20 +2,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { AttachedJson } from '../../cli/commands/attach.js';
 import { makeTree } from '../support/tree.js';
 import { Cleanup, env, findListing, loopless, mountLine, partitions, sh, sha256Listing } from './support.js';
 
 const isRoot = process.getuid?.() === 0;
 const MiB = 1024 * 1024;
-
-interface Attached {
-  volume: string;
-  device: string;
-  start: number;
-  size: number;
-  fs: string | null;
-  created: boolean;
-}
 
 function attachedDevices(image: string): { name: string; offset: number; sizelimit: number; ro: boolean }[] {
   const out = sh('losetup', ['--list', '--json', '--output', 'NAME,OFFSET,SIZELIMIT,RO', '--associated', image]);
@@ -55,7 +47,7 @@ describe.runIf(isRoot)('loopless attach / detach', () => {
   it('attaches every volume read-only at its exact offset and size, naming the device of each', () => {
     const r = loopless(['attach', image, '--json']);
     expect(r.status, r.stderr).toBe(0);
-    const attached = JSON.parse(r.stdout) as Attached[];
+    const attached = JSON.parse(r.stdout) as AttachedJson[];
     const parts = partitions(image);
     expect(attached.map((a) => [a.volume, a.start, a.size, a.created])).toEqual(parts.map((p) => [p.name, p.start, p.size, true]));
     expect(attached.map((a) => a.fs)).toEqual(['ext4', 'btrfs']);
@@ -69,7 +61,7 @@ describe.runIf(isRoot)('loopless attach / detach', () => {
   });
 
   it('the kernel mounts the btrfs volume through its device, and it holds the tree', async () => {
-    const p2 = (JSON.parse(loopless(['attach', image, 'p2', '--json']).stdout) as Attached[])[0];
+    const p2 = (JSON.parse(loopless(['attach', image, 'p2', '--json']).stdout) as AttachedJson[])[0];
     // Asking again reuses the device instead of stacking another one.
     expect(p2.created).toBe(false);
     expect(attachedDevices(image)).toHaveLength(2);

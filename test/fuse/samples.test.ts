@@ -1,7 +1,8 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { Cleanup, ddSha256, fileSha256, findListing, mountLine, repo, sha256Listing, type Listed } from './support.js';
+import { allManifests, samples, type ManifestEntry } from '../support/manifests.js';
+import { Cleanup, ddSha256, fileSha256, findListing, mountLine, sha256Listing, type Listed } from './support.js';
 
 /**
  * Every committed sample image, mounted: find and sha256sum through the
@@ -9,34 +10,8 @@ import { Cleanup, ddSha256, fileSha256, findListing, mountLine, repo, sha256List
  * files are the exact byte ranges, and each ext volume's raw file, mounted by
  * the kernel through our mount, shows the same tree as our own parser.
  */
-interface ManifestEntry {
-  path: string;
-  type: 'file' | 'dir' | 'symlink' | 'other';
-  size: number;
-  sha256?: string;
-  mode: number;
-  uid?: number;
-  gid?: number;
-  nlink?: number;
-  mtime: string;
-  target?: string;
-}
-interface Manifest {
-  image: string;
-  size: number;
-  volumes: { name: string; start: number; size: number; fs: string | null }[];
-  entries: ManifestEntry[];
-}
-
 const isRoot = process.getuid?.() === 0;
-const samples = join(repo, 'sample-images');
-const manifests: Manifest[] = existsSync(samples)
-  ? readdirSync(samples)
-      .filter((n) => n.endsWith('.manifest.json'))
-      .sort()
-      .map((n) => JSON.parse(readFileSync(join(samples, n), 'utf8')) as Manifest)
-      .filter((m) => existsSync(join(samples, m.image)))
-  : [];
+const manifests = allManifests().filter((m) => existsSync(join(samples, m.image)));
 
 const FIND_TYPE: Record<string, ManifestEntry['type']> = { f: 'file', d: 'dir', l: 'symlink' };
 /** The kernel mounts these here (not vfat, exfat or ntfs). */

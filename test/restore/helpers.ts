@@ -9,6 +9,7 @@ import { closeSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, read
 import { join, relative } from 'node:path';
 import { expect } from 'vitest';
 import { Disk, walk, type Entry } from '../../parsers/vfs/index.js';
+import { readManifest, type Manifest, type ManifestEntry } from '../support/manifests.js';
 import { run } from '../support/run.js';
 import { makeTree } from '../support/tree.js';
 
@@ -202,16 +203,8 @@ export function kernelTree(root: string): Map<string, { type: string; size?: num
   return out;
 }
 
-export interface ManifestEntry {
-  path: string;
-  type: string;
-  size: number;
-  sha256?: string;
-  target?: string;
-}
-
-export function manifest(image: string): { volumes: { name: string; start: number; size: number; fs: string | null }[]; entries: ManifestEntry[] } {
-  return JSON.parse(readFileSync(join(samples, image.replace(/\.img$/, '.manifest.json')), 'utf8'));
+export function manifest(image: string): Manifest {
+  return readManifest(image.replace(/\.img$/, '.manifest.json'));
 }
 
 /** The kernel's view of one volume equals the manifest's entries for it. */

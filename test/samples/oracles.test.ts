@@ -11,44 +11,15 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, writeSync } from 'node:fs';
+import { closeSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { allManifests, samples, type ManifestEntry, type ManifestVolume } from '../support/manifests.js';
 import { isRoot, tempDir } from '../support/run.js';
 
-interface Volume {
-  name: string;
-  start: number;
-  size: number;
-  type: string;
-  fs: string | null;
-  label: string | null;
-  uuid: string | null;
-  facts?: Record<string, unknown>;
-}
-interface Entry {
-  path: string;
-  type: 'file' | 'dir' | 'symlink' | 'other';
-  size: number;
-  sha256?: string;
-  mode: number;
-  uid: number;
-  gid: number;
-  mtime: string;
-  target?: string;
-  nlink?: number;
-  streams?: { name: string; size: number; sha256: string }[];
-}
-interface Manifest {
-  image: string;
-  size: number;
-  table: 'mbr' | 'gpt' | 'none';
-  volumes: Volume[];
-  entries: Entry[];
-}
 /** What a peer tool saw at one path. Fields it cannot tell are left out. */
 interface Seen {
-  type: Entry['type'] | 'file-or-dir';
+  type: ManifestEntry['type'] | 'file-or-dir';
   size?: number;
   sha256?: string;
   target?: string;
@@ -58,14 +29,8 @@ interface Seen {
   mtimeSec?: number;
 }
 
-const samples = join(import.meta.dirname, '..', '..', 'sample-images');
 const ENV = { ...process.env, PATH: `/usr/sbin:/sbin:${process.env.PATH ?? '/usr/bin:/bin'}`, TZ: 'UTC', LC_ALL: 'C.UTF-8', MTOOLS_SKIP_CHECK: '1' };
-const manifests: Manifest[] = existsSync(samples)
-  ? readdirSync(samples)
-      .filter((n) => n.endsWith('.manifest.json'))
-      .sort()
-      .map((n) => JSON.parse(readFileSync(join(samples, n), 'utf8')) as Manifest)
-  : [];
+const manifests = allManifests();
 
 function has(tool: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${tool}`], { env: ENV }).status === 0;
@@ -107,7 +72,7 @@ function readHostTree(root: string, prefix: string, opts: { modes: boolean; owne
 }
 
 /** Differences between the manifest's entries of one volume and what a tool saw. */
-function compare(expected: Entry[], seen: Map<string, Seen>, skip: (e: Entry) => boolean = () => false): string[] {
+function compare(expected: ManifestEntry[], seen: Map<string, Seen>, skip: (e: ManifestEntry) => boolean = () => false): string[] {
   const problems: string[] = [];
   const want = expected.filter((e) => !skip(e));
   const wanted = new Set(want.map((e) => e.path));
@@ -175,7 +140,7 @@ function userEntries(entries: FlsEntry[]): FlsEntry[] {
 }
 
 /** Regular files of a volume as the Sleuth Kit reads them: size from fls, bytes from tsk_recover. */
-function tskFiles(image: string, vol: Volume, dest: string): Map<string, { size: number; sha256: string; mtimeSec: number }> {
+function tskFiles(image: string, vol: ManifestVolume, dest: string): Map<string, { size: number; sha256: string; mtimeSec: number }> {
   const sector = String(vol.start / 512);
   mkdirSync(dest);
   run('tsk_recover', ['-a', '-o', sector, image, dest]); // allocated files with data; not empty ones
@@ -218,7 +183,7 @@ function unCatV(s: string): string {
 // ---------------------------------------------------------------- tests
 it('the comparison reports every kind of difference (so the checks below can fail)', () => {
   const base = { mode: 0o644, uid: 0, gid: 0, mtime: '2021-03-04T05:06:08.000Z' };
-  const want: Entry[] = [
+  const want: ManifestEntry[] = [
     { ...base, path: '/p1/a', type: 'file', size: 1, sha256: 'aa' },
     { ...base, path: '/p1/l', type: 'symlink', size: 1, target: 'a' },
     { ...base, path: '/p1/gone', type: 'dir', size: 0 },

@@ -17,6 +17,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import type { ManifestEntry as SampleManifestEntry } from '../support/manifests.js';
 
 /**
  * Real images for the server tests, built with real tools (sfdisk, mkfs.ext4 -d)
@@ -37,15 +38,8 @@ import { dirname, join } from 'node:path';
  *   .hidden.img             (hidden: not listed)
  */
 
-export interface ManifestEntry {
-  path: string;
-  type: 'file' | 'dir' | 'symlink' | 'other';
-  size: number;
-  sha256?: string;
-  mode: number;
-  mtime: string;
-  target?: string;
-}
+/** An entry of the fixture's own truth manifest: the sample images' fields, less owners, links and streams. */
+export type ManifestEntry = Pick<SampleManifestEntry, 'path' | 'type' | 'size' | 'sha256' | 'mode' | 'mtime' | 'target'>;
 
 export interface Fixture {
   /** The folder to serve. */

@@ -1,4 +1,5 @@
 import { Worker } from 'node:worker_threads';
+import { rng } from './rng.js';
 
 /**
  * Mutation fuzzer for filesystem parsers. Each round copies a volume image,
@@ -23,18 +24,6 @@ export interface FuzzResult {
   rounds: number;
   opened: number;
   failures: string[];
-}
-
-function rng(seed: number): () => number {
-  // mulberry32: small, seedable, good enough to spread mutations.
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const INTERESTING = [0x00, 0xff, 0x7f, 0x80, 0x01, 0xfe];

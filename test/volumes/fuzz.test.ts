@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { MemorySource } from '../../parsers/source/memory.js';
 import { readVolumeTable } from '../../parsers/volumes/index.js';
 import { LooplessError } from '../../parsers/errors.js';
+import { rng } from '../support/rng.js';
 import { run, tempDir } from '../support/run.js';
 
 /**
@@ -12,16 +13,6 @@ import { run, tempDir } from '../support/run.js';
  */
 const tmp = tempDir('loopless-vfuzz-');
 afterAll(() => tmp.cleanup());
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function fuzz(image: Buffer, ranges: [number, number][], rounds: number, seed: number): Promise<{ ok: number; typed: number }> {
   const random = rng(seed);

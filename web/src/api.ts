@@ -1,71 +1,16 @@
-/** The JSON API as the page uses it. Types mirror the server's answers. */
+/**
+ * The JSON API as the page uses it. The answers' types are the server's own,
+ * imported as types only (esbuild erases them; no server code is bundled).
+ */
+import type { ImageSummary, SessionJson, StatAnswer } from '../../server/api-json.js';
+import type { InfoJson, LsJson, VolumeJson } from '../../parsers/vfs/json.js';
 
-export interface ImageSummary {
-  id: string;
-  size: number;
-  table: string | null;
-  fileSize: number;
-  modified: string;
-  error: string | null;
-  code: string | null;
-}
-
-export interface VolumeInfo {
-  name: string;
-  start: number;
-  size: number;
-  type: string;
-  fs: string | null;
-  label: string | null;
-  uuid: string | null;
-  typeName: string | null;
-  partitionLabel: string | null;
-  supported: boolean;
-  error: string | null;
-}
-
-export interface ImageInfo {
-  size: number;
-  table: string;
-  volumes: VolumeInfo[];
-  chain: string[];
-  fileSize: number;
-  warnings: string[];
-}
-
-export interface LsEntry {
-  path: string;
-  type: 'file' | 'dir' | 'symlink' | 'other';
-  size: number;
-  mode: number;
-  uid: number;
-  gid: number;
-  nlink: number;
-  mtime: string;
-  target?: string;
-  streams?: { name: string; size: number }[];
-}
-
-export interface StatInfo extends LsEntry {
-  name: string;
-  ino: number;
-  atime: string;
-  ctime: string;
-  birthtime: string | null;
-  allocatedSize: number;
-  otherKind: string | null;
-  flags: string[];
-  volume: string | null;
-  mime?: string;
-  targetPath?: string;
-  targetType?: string | null;
-  targetError?: string | null;
-}
-
-export interface Session {
-  loginRequired: boolean;
-  user: string | null;
-}
+export type { ImageSummary };
+export type ImageInfo = InfoJson;
+export type VolumeInfo = VolumeJson;
+export type LsEntry = LsJson;
+export type StatInfo = StatAnswer;
+export type Session = SessionJson;
 
 /** An API error with the server's words and the vfs code (CORRUPT, UNSUPPORTED ...). */
 export class ApiError extends Error {

@@ -5,12 +5,6 @@
  * entry's SetChecksum. Critical primary entries in the root describe the
  * allocation bitmap (0x81), the up-case table (0x82) and the label (0x83).
  */
-export const ATTR_READ_ONLY = 0x01;
-export const ATTR_HIDDEN = 0x02;
-export const ATTR_SYSTEM = 0x04;
-export const ATTR_DIRECTORY = 0x10;
-export const ATTR_ARCHIVE = 0x20;
-
 const ENTRY = 32;
 const TYPE_BITMAP = 0x81;
 const TYPE_UPCASE = 0x82;

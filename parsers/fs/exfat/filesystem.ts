@@ -1,32 +1,21 @@
 import { CorruptError, InvalidArgumentError, IsADirectoryError, NotADirectoryError } from '../../errors.js';
 import { CachedSource } from '../../source/cache.js';
-import { readExact } from '../../source/read.js';
 import type { ByteRange, ByteSource } from '../../source/types.js';
 import type { DirEntry, FileSystem, FsInfo, FsNode, Stat } from '../types.js';
 import { formatSerial } from '../fat/bpb.js';
 import { ClusterRuns, clusterOffset, readRuns, type ChainOwner, type ClusterHeap } from '../fat/cluster-runs.js';
+import { readDirectoryRuns, type DirectoryBytes } from '../fat/directory-bytes.js';
 import { DirectoryIndex } from '../fat/directory-index.js';
 import { DOS_EPOCH_NS, dosTimestampNs } from '../fat/dos-time.js';
+import { ATTR_DIRECTORY, entryStat, rootDirectoryStat } from '../fat/entry-stat.js';
 import { FatTable } from '../fat/fat-table.js';
 import { Lru } from '../../lru.js';
 import { RangeCollector } from '../fat/ranges.js';
 import { readBootRegion, type ExfatGeometry } from './boot.js';
-import {
-  ATTR_ARCHIVE,
-  ATTR_DIRECTORY,
-  ATTR_HIDDEN,
-  ATTR_READ_ONLY,
-  ATTR_SYSTEM,
-  parseExfatDirectory,
-  type AllocationEntry,
-  type ExfatFileRecord,
-  type ExfatTime,
-  type SkippedSet,
-} from './entry-sets.js';
+import { parseExfatDirectory, type AllocationEntry, type ExfatFileRecord, type ExfatTime, type SkippedSet } from './entry-sets.js';
 
 /** exFAT directories are at most 256 MiB (spec §6.2.2). */
 const MAX_DIR_BYTES = 256 * 1024 * 1024;
-const ROOT_INO = 1;
 /** Bitmap bytes read per step when counting free clusters or listing allocated ranges. */
 const BITMAP_CHUNK = 1024 * 1024;
 
@@ -67,21 +56,7 @@ export class ExfatFileSystem implements FileSystem<ExfatNode> {
   ) {
     this.heap = { heapOffset: geometry.heapOffset, clusterSize: geometry.clusterSize };
     this.rootNode = {
-      stat: {
-        type: 'dir',
-        size: 0,
-        mode: 0o755,
-        uid: 0,
-        gid: 0,
-        nlink: 1,
-        // The root directory has no File entry, so no times.
-        mtimeNs: 0n,
-        atimeNs: 0n,
-        ctimeNs: 0n,
-        birthtimeNs: null,
-        allocatedSize: geometry.clusterSize,
-        ino: ROOT_INO,
-      },
+      stat: rootDirectoryStat(geometry.clusterSize),
       isRoot: true,
       path: '/',
       entryOffset: 0,
@@ -163,29 +138,25 @@ export class ExfatFileSystem implements FileSystem<ExfatNode> {
    */
   async allocatedRanges(): Promise<ByteRange[]> {
     const g = this.geometry;
-    const ranges = new RangeCollector();
-    const size = this.volume.size;
-    const clip = (start: number, length: number) => {
-      if (start < size) ranges.add(start, Math.min(length, size - start));
-    };
-    clip(0, 24 * g.bytesPerSector);
-    clip(g.fatRegionOffset, g.fatRegionBytes);
+    const ranges = new RangeCollector(this.volume.size);
+    ranges.add(0, 24 * g.bytesPerSector);
+    ranges.add(g.fatRegionOffset, g.fatRegionBytes);
     const cs = g.clusterSize;
     await this.scanBitmap((cluster, used) => {
-      if (used) clip(clusterOffset(this.heap, cluster), cs);
+      if (used) ranges.add(clusterOffset(this.heap, cluster), cs);
     });
     for (const entry of [this.rootMeta.bitmap, this.rootMeta.upcase]) {
       if (!entry) continue;
       const runs = await this.metadataRuns(entry, 'allocation bitmap or up-case table');
       for (let i = 0; i < runs.length; i++) {
         const r = runs.run(i);
-        clip(clusterOffset(this.heap, r.first), r.count * cs);
+        ranges.add(clusterOffset(this.heap, r.first), r.count * cs);
       }
     }
     const rootRuns = await this.fat.chain(g.rootCluster, Math.ceil(MAX_DIR_BYTES / cs), this.owner(this.rootNode));
     for (let i = 0; i < rootRuns.length; i++) {
       const r = rootRuns.run(i);
-      clip(clusterOffset(this.heap, r.first), r.count * cs);
+      ranges.add(clusterOffset(this.heap, r.first), r.count * cs);
     }
     return ranges.result();
   }
@@ -275,7 +246,7 @@ export class ExfatFileSystem implements FileSystem<ExfatNode> {
     return index;
   }
 
-  private async directoryBytes(dir: ExfatNode): Promise<{ bytes: Buffer; offsetOf: (i: number) => number }> {
+  private async directoryBytes(dir: ExfatNode): Promise<DirectoryBytes> {
     const cs = this.geometry.clusterSize;
     let runs: ClusterRuns;
     if (dir.isRoot) {
@@ -287,61 +258,26 @@ export class ExfatFileSystem implements FileSystem<ExfatNode> {
       if (dir.dataLength === 0) return { bytes: Buffer.alloc(0), offsetOf: () => 0 };
       runs = await this.runsFor(dir, dir.dataLength);
     }
-    // Read run by run (in pieces of at most 1 MiB: clusters can be 32 MiB) and stop at the end-of-directory mark.
-    const parts: Buffer[] = [];
-    let ended = false;
-    for (let i = 0; i < runs.length && !ended; i++) {
-      const run = runs.run(i);
-      const start = clusterOffset(this.heap, run.first);
-      const runBytes = run.count * cs;
-      for (let done = 0; done < runBytes && !ended; ) {
-        const n = Math.min(BITMAP_CHUNK, runBytes - done);
-        const part = await readExact(this.meta, start + done, n, `exFAT directory ${dir.path}`);
-        parts.push(part);
-        done += n;
-        for (let k = 0; k < part.length; k += 32) {
-          if (part[k] === 0) {
-            ended = true;
-            break;
-          }
-        }
-      }
-    }
-    const offsetOf = (index: number) => {
-      const byte = index * 32;
-      const run = runs.run(runs.find(Math.floor(byte / cs)));
-      return clusterOffset(this.heap, run.first) + (byte - run.fileIndex * cs);
-    };
-    return { bytes: parts.length === 1 ? parts[0] : Buffer.concat(parts), offsetOf };
+    // In pieces of at most 1 MiB: clusters can be 32 MiB.
+    return readDirectoryRuns(this.meta, this.heap, runs, `exFAT directory ${dir.path}`, BITMAP_CHUNK);
   }
 
   private nodeFor(r: ExfatFileRecord, path: string): ExfatNode {
     const isDir = (r.attributes & ATTR_DIRECTORY) !== 0;
     const cs = this.geometry.clusterSize;
     const mtime = exfatTimeNs(r.modified) ?? DOS_EPOCH_NS;
-    const flags: string[] = [];
-    if (r.attributes & ATTR_READ_ONLY) flags.push('read-only');
-    if (r.attributes & ATTR_HIDDEN) flags.push('hidden');
-    if (r.attributes & ATTR_SYSTEM) flags.push('system');
-    if (r.attributes & ATTR_ARCHIVE) flags.push('archive');
-    if (!isDir && r.validDataLength < r.dataLength) flags.push('unwritten-tail');
+    const stat = entryStat({
+      attributes: r.attributes,
+      size: r.dataLength,
+      allocatedSize: r.allocationPossible ? Math.ceil(r.dataLength / cs) * cs : 0,
+      ino: r.entryOffset,
+      mtimeNs: mtime,
+      atimeNs: exfatTimeNs(r.accessed) ?? mtime,
+      birthtimeNs: exfatTimeNs(r.created),
+    });
+    if (!isDir && r.validDataLength < r.dataLength) stat.flags.push('unwritten-tail');
     return {
-      stat: {
-        type: isDir ? 'dir' : 'file',
-        size: r.dataLength,
-        mode: isDir ? 0o755 : r.attributes & ATTR_READ_ONLY ? 0o444 : 0o644,
-        uid: 0,
-        gid: 0,
-        nlink: 1,
-        mtimeNs: mtime,
-        atimeNs: exfatTimeNs(r.accessed) ?? mtime,
-        // exFAT has no change time; the modification time stands in, as on Linux.
-        ctimeNs: mtime,
-        birthtimeNs: exfatTimeNs(r.created),
-        allocatedSize: r.allocationPossible ? Math.ceil(r.dataLength / cs) * cs : 0,
-        ino: r.entryOffset,
-        flags,
-      },
+      stat,
       isRoot: false,
       path,
       entryOffset: r.entryOffset,

@@ -1,17 +1,12 @@
 import { cleanLabel } from './bpb.js';
 import { decodeCp437 } from './cp437.js';
+import { ATTR_DIRECTORY, ATTR_HIDDEN, ATTR_READ_ONLY, ATTR_SYSTEM, ATTR_VOLUME_ID } from './entry-stat.js';
 
 /**
  * FAT directory entries: 32-byte records, each a short (8.3) entry or a piece
  * of a long file name (LFN) stored, last piece first, right before the short
  * entry it belongs to.
  */
-export const ATTR_READ_ONLY = 0x01;
-export const ATTR_HIDDEN = 0x02;
-export const ATTR_SYSTEM = 0x04;
-export const ATTR_VOLUME_ID = 0x08;
-export const ATTR_DIRECTORY = 0x10;
-export const ATTR_ARCHIVE = 0x20;
 const ATTR_LONG_NAME = ATTR_READ_ONLY | ATTR_HIDDEN | ATTR_SYSTEM | ATTR_VOLUME_ID;
 
 /** Windows NT keeps all-lowercase 8.3 names short and flags the case here (byte 12). */

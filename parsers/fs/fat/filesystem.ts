@@ -5,15 +5,9 @@ import type { ByteRange, ByteSource } from '../../source/types.js';
 import type { DirEntry, FileSystem, FsInfo, FsNode, Stat } from '../types.js';
 import { formatSerial, parseBpb, type FatGeometry } from './bpb.js';
 import { clusterOffset, readRuns, type ChainOwner, type ClusterHeap, type ClusterRuns } from './cluster-runs.js';
-import {
-  ATTR_ARCHIVE,
-  ATTR_DIRECTORY,
-  ATTR_HIDDEN,
-  ATTR_READ_ONLY,
-  ATTR_SYSTEM,
-  parseFatDirectory,
-  type FatDirRecord,
-} from './dir-entries.js';
+import { parseFatDirectory, type FatDirRecord } from './dir-entries.js';
+import { readDirectoryRuns, type DirectoryBytes } from './directory-bytes.js';
+import { ATTR_DIRECTORY, entryStat, rootDirectoryStat } from './entry-stat.js';
 import { DOS_EPOCH_NS, dosTimestampNs } from './dos-time.js';
 import { FatTable } from './fat-table.js';
 import { DirectoryIndex } from './directory-index.js';
@@ -22,8 +16,6 @@ import { RangeCollector } from './ranges.js';
 
 /** FAT directories are limited to 65536 entries of 32 bytes (fatgen103; Linux enforces the same). */
 const MAX_DIR_BYTES = 65536 * 32;
-/** The inode number of the root, which has no directory entry of its own. */
-const ROOT_INO = 1;
 /** Scanning a FAT for the free count when FSInfo has none is bounded: past this, the count is reported unknown (0). */
 const MAX_FAT_SCAN_BYTES = 256 * 1024 * 1024;
 
@@ -55,21 +47,7 @@ export class FatFileSystem implements FileSystem<FatNode> {
   ) {
     this.heap = { heapOffset: geometry.heapOffset, clusterSize: geometry.clusterSize };
     this.rootNode = {
-      stat: {
-        type: 'dir',
-        size: 0,
-        mode: 0o755,
-        uid: 0,
-        gid: 0,
-        nlink: 1,
-        // The root has no directory entry, so no times.
-        mtimeNs: 0n,
-        atimeNs: 0n,
-        ctimeNs: 0n,
-        birthtimeNs: null,
-        allocatedSize: geometry.type === 'fat32' ? geometry.clusterSize : geometry.rootDirBytes,
-        ino: ROOT_INO,
-      },
+      stat: rootDirectoryStat(geometry.type === 'fat32' ? geometry.clusterSize : geometry.rootDirBytes),
       firstCluster: geometry.rootCluster,
       isRoot: true,
       path: '/',
@@ -148,16 +126,12 @@ export class FatFileSystem implements FileSystem<FatNode> {
    * use. Bad clusters hold nothing worth copying and are left out.
    */
   async allocatedRanges(): Promise<ByteRange[]> {
-    const ranges = new RangeCollector();
-    const size = this.volume.size;
-    const clip = (start: number, length: number) => {
-      if (start < size) ranges.add(start, Math.min(length, size - start));
-    };
-    clip(0, this.geometry.heapOffset);
+    const ranges = new RangeCollector(this.volume.size);
+    ranges.add(0, this.geometry.heapOffset);
     const cs = this.geometry.clusterSize;
     await this.fat.scan((cluster, value) => {
       const kind = this.fat.classify(value);
-      if (kind !== 'free' && kind !== 'bad') clip(clusterOffset(this.heap, cluster), cs);
+      if (kind !== 'free' && kind !== 'bad') ranges.add(clusterOffset(this.heap, cluster), cs);
     });
     return ranges.result();
   }
@@ -202,7 +176,7 @@ export class FatFileSystem implements FileSystem<FatNode> {
   }
 
   /** A directory's raw entries, read up to its end-of-directory mark. */
-  private async directoryBytes(dir: FatNode): Promise<{ bytes: Buffer; offsetOf: (i: number) => number }> {
+  private async directoryBytes(dir: FatNode): Promise<DirectoryBytes> {
     const g = this.geometry;
     if (dir.isRoot && g.type !== 'fat32') {
       const bytes = await readExact(this.meta, g.rootDirOffset, g.rootDirBytes, 'FAT root directory');
@@ -212,50 +186,25 @@ export class FatFileSystem implements FileSystem<FatNode> {
       throw new CorruptError('FAT directory entry', dir.entryOffset, `${dir.path}: a directory with no first cluster`);
     }
     const runs = await this.fat.chain(dir.firstCluster, Math.ceil(MAX_DIR_BYTES / g.clusterSize), this.owner(dir));
-    const parts: Buffer[] = [];
-    for (let i = 0; i < runs.length; i++) {
-      const run = runs.run(i);
-      const part = await readExact(this.meta, clusterOffset(this.heap, run.first), run.count * g.clusterSize, `directory ${dir.path}`);
-      parts.push(part);
-      if (hasEndMark(part)) break;
-    }
-    const cs = g.clusterSize;
-    const offsetOf = (i: number) => {
-      const byte = i * 32;
-      const run = runs.run(runs.find(Math.floor(byte / cs)));
-      return clusterOffset(this.heap, run.first) + (byte - run.fileIndex * cs);
-    };
-    return { bytes: parts.length === 1 ? parts[0] : Buffer.concat(parts), offsetOf };
+    return readDirectoryRuns(this.meta, this.heap, runs, `directory ${dir.path}`);
   }
 
   private nodeFor(r: FatDirRecord, path: string): FatNode {
     const isDir = (r.attributes & ATTR_DIRECTORY) !== 0;
     const cs = this.geometry.clusterSize;
     const mtime = dosTimestampNs(r.writeDate, r.writeTime) ?? DOS_EPOCH_NS;
-    const flags: string[] = [];
-    if (r.attributes & ATTR_READ_ONLY) flags.push('read-only');
-    if (r.attributes & ATTR_HIDDEN) flags.push('hidden');
-    if (r.attributes & ATTR_SYSTEM) flags.push('system');
-    if (r.attributes & ATTR_ARCHIVE) flags.push('archive');
     const size = isDir ? 0 : r.size;
     return {
-      stat: {
-        type: isDir ? 'dir' : 'file',
+      stat: entryStat({
+        attributes: r.attributes,
         size,
-        mode: isDir ? 0o755 : r.attributes & ATTR_READ_ONLY ? 0o444 : 0o644,
-        uid: 0,
-        gid: 0,
-        nlink: 1,
+        allocatedSize: r.firstCluster === 0 ? 0 : isDir ? cs : Math.ceil(size / cs) * cs,
+        ino: r.entryOffset,
         mtimeNs: mtime,
         // FAT keeps only the date of the last access.
         atimeNs: dosTimestampNs(r.accessDate, 0) ?? mtime,
-        // No change time on FAT: the modification time stands in, as on Linux.
-        ctimeNs: mtime,
         birthtimeNs: dosTimestampNs(r.creationDate, r.creationTime, r.creationCentiseconds),
-        allocatedSize: r.firstCluster === 0 ? 0 : isDir ? cs : Math.ceil(size / cs) * cs,
-        ino: r.entryOffset,
-        flags,
-      },
+      }),
       firstCluster: r.firstCluster,
       isRoot: false,
       path,
@@ -295,10 +244,4 @@ export class FatFileSystem implements FileSystem<FatNode> {
     const free = s.readUInt32LE(488);
     return free <= g.clusterCount ? free : null;
   }
-}
-
-/** True when some 32-byte entry starts with 0: the end-of-directory mark. */
-function hasEndMark(part: Buffer): boolean {
-  for (let i = 0; i < part.length; i += 32) if (part[i] === 0) return true;
-  return false;
 }

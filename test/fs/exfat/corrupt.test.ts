@@ -8,12 +8,11 @@
 import { copyFileSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CorruptError } from '../../../parsers/errors.js';
 import { exfatDriver, type ExfatFileSystem, type ExfatNode } from '../../../parsers/fs/exfat/index.js';
 import { detectFileSystem } from '../../../parsers/fs/index.js';
 import { RawFileSource } from '../../../parsers/source/raw.js';
 import { tempDir } from '../../support/run.js';
-import { closeImage, openImage, patch, patternBytes, peek, readWhole, run, sha256, withExfatMount, withLoop } from '../fat/support.js';
+import { closeImage, expectCorrupt, openImage, patch, patternBytes, peek, readWhole, run, sha256, withExfatMount, withLoop } from '../fat/support.js';
 import { entrySetOf, patchEntrySet } from './support.js';
 
 let work: string;
@@ -49,24 +48,6 @@ function copy(): string {
   const to = join(work, `copy-${copies++}.img`);
   copyFileSync(pristine, to);
   return to;
-}
-
-async function expectCorrupt(fn: () => Promise<unknown>, structure: string | RegExp, offset?: number): Promise<CorruptError> {
-  const started = performance.now();
-  let error: unknown;
-  try {
-    await fn();
-  } catch (e) {
-    error = e;
-  }
-  expect(performance.now() - started).toBeLessThan(1000);
-  expect(error).toBeInstanceOf(CorruptError);
-  const c = error as CorruptError;
-  if (typeof structure === 'string') expect(c.structure).toBe(structure);
-  else expect(c.structure).toMatch(structure);
-  if (offset !== undefined) expect(c.offset).toBe(offset);
-  expect(c.message).not.toContain('\n');
-  return c;
 }
 
 async function rootNames(image: string): Promise<string[]> {

@@ -7,12 +7,11 @@
 import { copyFileSync, mkdirSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CorruptError } from '../../../parsers/errors.js';
 import { detectFileSystem } from '../../../parsers/fs/index.js';
 import { fatDriver, type FatFileSystem, type FatNode } from '../../../parsers/fs/fat/index.js';
 import { RawFileSource } from '../../../parsers/source/raw.js';
 import { tempDir } from '../../support/run.js';
-import { closeImage, describeImageTree, makeFatImage, mtools, openImage, patch, patternBytes, peek, readWhole, sha256 } from './support.js';
+import { closeImage, describeImageTree, expectCorrupt, makeFatImage, mtools, openImage, patch, patternBytes, peek, readWhole, sha256 } from './support.js';
 
 let work: string;
 let cleanup: () => void;
@@ -87,26 +86,6 @@ async function layout(image: string, path: string) {
   } finally {
     await closeImage(o);
   }
-}
-
-/** Run `fn`, expect a CorruptError, check it came fast and is one line naming a structure and offset. */
-async function expectCorrupt(fn: () => Promise<unknown>, structure: string | RegExp, offset?: number): Promise<CorruptError> {
-  const started = performance.now();
-  let error: unknown;
-  try {
-    await fn();
-  } catch (e) {
-    error = e;
-  }
-  expect(performance.now() - started).toBeLessThan(1000);
-  expect(error).toBeInstanceOf(CorruptError);
-  const c = error as CorruptError;
-  if (typeof structure === 'string') expect(c.structure).toBe(structure);
-  else expect(c.structure).toMatch(structure);
-  if (offset !== undefined) expect(c.offset).toBe(offset);
-  expect(c.message).not.toContain('\n');
-  expect(c.message).toMatch(/^corrupt .* at byte \d+: /);
-  return c;
 }
 
 async function expectOthersReadable(image: string): Promise<void> {

@@ -6,7 +6,6 @@
  * The images are opened read-only; each volume is a slice at the manifest's
  * offset, as the vfs would hand it to the driver.
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { detectFileSystem } from '../../../parsers/fs/index.js';
@@ -17,32 +16,8 @@ import { FatFileSystem } from '../../../parsers/fs/fat/index.js';
 import { FatTable } from '../../../parsers/fs/fat/fat-table.js';
 import { RawFileSource } from '../../../parsers/source/raw.js';
 import { SliceSource } from '../../../parsers/source/slice.js';
+import { readManifest, samples } from '../../support/manifests.js';
 import { readWhole, sha256 } from './support.js';
-
-const samples = join(import.meta.dirname, '..', '..', '..', 'sample-images');
-
-interface ManifestEntry {
-  path: string;
-  type: string;
-  size: number;
-  sha256?: string;
-  mode: number;
-  mtime: string;
-}
-interface ManifestVolume {
-  name: string;
-  start: number;
-  size: number;
-  fs: string | null;
-  label: string | null;
-  uuid: string | null;
-  facts: Record<string, unknown>;
-}
-interface Manifest {
-  image: string;
-  volumes: ManifestVolume[];
-  entries: ManifestEntry[];
-}
 
 const targets = [
   ['fat12-floppy', 'fs'],
@@ -52,7 +27,7 @@ const targets = [
 ] as const;
 
 describe.each(targets)('%s.img volume %s', (imageName, volumeName) => {
-  const manifest = JSON.parse(readFileSync(join(samples, `${imageName}.manifest.json`), 'utf8')) as Manifest;
+  const manifest = readManifest(`${imageName}.manifest.json`);
   const volume = manifest.volumes.find((v) => v.name === volumeName)!;
   const prefix = `/${volumeName}`;
   const expected = manifest.entries.filter((e) => e.path.startsWith(`${prefix}/`));

@@ -23,6 +23,8 @@ import {
   readSync,
 } from 'node:fs';
 import { join } from 'node:path';
+import { expect } from 'vitest';
+import { CorruptError } from '../../../parsers/errors.js';
 import { detectFileSystem } from '../../../parsers/fs/index.js';
 import type { FileSystem, FsNode } from '../../../parsers/fs/types.js';
 import { RawFileSource } from '../../../parsers/source/raw.js';
@@ -242,6 +244,26 @@ export function flsPaths(image: string, sectorOffset = 0): Map<string, string> {
 
 export function icat(image: string, inode: string): Buffer {
   return execFileSync('icat', [image, inode], { env: ENV, maxBuffer: 512 * 1024 * 1024 });
+}
+
+/** Run `fn`, expect a CorruptError, check it came fast and is one line naming a structure and offset. */
+export async function expectCorrupt(fn: () => Promise<unknown>, structure: string | RegExp, offset?: number): Promise<CorruptError> {
+  const started = performance.now();
+  let error: unknown;
+  try {
+    await fn();
+  } catch (e) {
+    error = e;
+  }
+  expect(performance.now() - started).toBeLessThan(1000);
+  expect(error).toBeInstanceOf(CorruptError);
+  const c = error as CorruptError;
+  if (typeof structure === 'string') expect(c.structure).toBe(structure);
+  else expect(c.structure).toMatch(structure);
+  if (offset !== undefined) expect(c.offset).toBe(offset);
+  expect(c.message).not.toContain('\n');
+  expect(c.message).toMatch(/^corrupt .* at byte \d+: /);
+  return c;
 }
 
 /** Overwrite bytes of an image copy (never a sample image). */

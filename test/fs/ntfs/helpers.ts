@@ -210,16 +210,4 @@ export function istat(image: string, inode: number): string {
 }
 
 /** Deterministic pseudo-random bytes (incompressible, reproducible). */
-export function noise(length: number, seed: number): Buffer {
-  const out = Buffer.alloc(length);
-  let a = seed >>> 0;
-  for (let i = 0; i < length; i += 4) {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    const v = (t ^ (t >>> 14)) >>> 0;
-    for (let j = 0; j < 4 && i + j < length; j++) out[i + j] = (v >>> (j * 8)) & 0xff;
-  }
-  return out;
-}
+export { seededBytes as noise } from '../../support/rng.js';

@@ -3,7 +3,7 @@
  * gpt.img p5), opened at the offsets their truth manifests give, checked
  * entry by entry against the manifest and against fls/icat.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { detectFileSystem } from '../../../parsers/fs/index.js';
@@ -11,37 +11,9 @@ import { NtfsFileSystem, type NtfsNode } from '../../../parsers/fs/ntfs/index.js
 import { renderNtPath } from '../../../parsers/fs/ntfs/reparse.js';
 import { RawFileSource } from '../../../parsers/source/raw.js';
 import { SliceSource } from '../../../parsers/source/slice.js';
+import { readManifest, samples } from '../../support/manifests.js';
 import { fls, hasTool, icat, readAll, sha256, walk, type Seen } from './helpers.js';
 
-interface ManifestVolume {
-  name: string;
-  start: number;
-  size: number;
-  fs: string | null;
-  label: string | null;
-  uuid: string | null;
-  facts?: Record<string, unknown>;
-}
-
-interface ManifestEntry {
-  path: string;
-  type: 'file' | 'dir' | 'symlink' | 'other';
-  size: number;
-  sha256?: string;
-  target?: string;
-  mode: number;
-  nlink?: number;
-  mtime: string;
-  streams?: { name: string; size: number; sha256: string }[];
-}
-
-interface Manifest {
-  image: string;
-  volumes: ManifestVolume[];
-  entries: ManifestEntry[];
-}
-
-const samples = join(import.meta.dirname, '..', '..', '..', 'sample-images');
 const cases = [
   { manifest: 'mbr.manifest.json', volume: 'p7' },
   { manifest: 'gpt.manifest.json', volume: 'p5' },
@@ -57,7 +29,7 @@ function expectedTarget(target: string): string {
 }
 
 describe.each(cases)('sample image $manifest, NTFS volume $volume', ({ manifest: file, volume }) => {
-  const manifest = JSON.parse(readFileSync(join(samples, file), 'utf8')) as Manifest;
+  const manifest = readManifest(file);
   const vol = manifest.volumes.find((v) => v.name === volume)!;
   const imagePath = join(samples, manifest.image);
   const prefix = `/${volume}`;
