@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'vitest';
-import { isLooplessError } from '../../parsers/errors.js';
+import { isLooplessError, type LooplessError } from '../../parsers/errors.js';
 import type { ByteRange, ByteSource } from '../../parsers/source/types.js';
 import { rng, seededBytes } from '../support/rng.js';
 import { run } from '../support/run.js';
@@ -89,7 +89,7 @@ export function checkAllocatedCovers(ranges: ByteRange[], expected: Buffer): voi
 }
 
 /** Expect a typed, one-line error (not a crash). */
-export async function expectTypedError(p: Promise<unknown>, code?: string, match?: RegExp): Promise<Error> {
+export async function expectTypedError(p: Promise<unknown>, code?: string, match?: RegExp): Promise<LooplessError> {
   let caught: unknown;
   try {
     await p;
