@@ -1,4 +1,5 @@
-import { stat } from 'node:fs/promises';
+import { lstat } from 'node:fs/promises';
+import { NotFoundError } from '../parsers/errors.js';
 import { Disk } from '../parsers/vfs/index.js';
 
 /** A Disk lent to one request. Release it exactly when the request's last read is done. */
@@ -26,6 +27,10 @@ interface Slot {
  * image file is stat'ed; when it changed (replaced, rewritten) it is reopened.
  * A failed open is remembered for that same file state, so a corrupt image is
  * not re-parsed on every request.
+ *
+ * Symlinks are never followed (the catalog does not list them): the image is
+ * opened with O_NOFOLLOW, so a link swapped in for an image file after the
+ * folder was scanned is refused as if the image were gone.
  */
 export class DiskPool {
   private readonly slots = new Map<string, Slot>();
@@ -42,7 +47,7 @@ export class DiskPool {
       slot = undefined;
     }
     if (!slot) {
-      slot = { path, signature, opening: Disk.open(path), disk: null, leases: 0, retired: false };
+      slot = { path, signature, opening: Disk.open(path, { noFollow: true }), disk: null, leases: 0, retired: false };
       const s = slot;
       s.opening.then(
         (d) => {
@@ -112,8 +117,10 @@ export class DiskPool {
   }
 }
 
+/** lstat, not stat: a symlink swapped in for the image is not followed, it is no image (ENOENT). */
 export async function fileSignature(path: string): Promise<string> {
-  const st = await stat(path, { bigint: true });
+  const st = await lstat(path, { bigint: true });
+  if (st.isSymbolicLink()) throw new NotFoundError(path, 'is a symbolic link, not an image file (not followed)');
   return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
 }
 

@@ -1,4 +1,4 @@
-import { realpath, stat } from 'node:fs/promises';
+import { realpath } from 'node:fs/promises';
 import { LoopError, UnsupportedError } from '../errors.js';
 import { RawFileSource } from './raw.js';
 import type { ByteSource, OpenedImage } from './types.js';
@@ -18,6 +18,13 @@ export interface OpenOptions {
   onProgress?: (progress: OpenProgress) => void;
   /** Seek-index cache; default $LOOPLESS_CACHE_DIR, else $XDG_CACHE_HOME/loopless, else ~/.cache/loopless. */
   cacheDir?: string;
+  /**
+   * Refuse a symlink as the image file (and as any backing file) instead of
+   * following it (O_NOFOLLOW on the last path component). The web server
+   * sets this: its listing skips symlinks, and one swapped in afterwards must
+   * not be followed.
+   */
+  noFollow?: boolean;
 }
 
 /** What a container is given besides its inner source. */
@@ -65,7 +72,7 @@ async function openInChain(
   backingChain: readonly string[],
   format: string | undefined,
 ): Promise<OpenedImage> {
-  const raw = await RawFileSource.open(path);
+  const raw = await RawFileSource.open(path, { noFollow: options.noFollow });
   let real = path;
   try {
     real = await realpath(path);
@@ -107,6 +114,7 @@ async function openInChain(
     if (source !== raw) await raw.close();
     throw e;
   }
-  const fileSize = (await stat(path)).size || raw.size;
+  // From the open handle, not the path: the path may have been swapped since.
+  const fileSize = raw.size;
   return { source, chain, fileSize, path };
 }

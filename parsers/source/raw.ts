@@ -19,13 +19,19 @@ export class RawFileSource implements ByteSource {
     this.description = `image ${path}`;
   }
 
-  static async open(path: string): Promise<RawFileSource> {
+  /**
+   * `noFollow` opens with O_NOFOLLOW: a symlink in the last path component is
+   * refused instead of followed (the web server, whose folder listing already
+   * skipped symlinks, must not follow one swapped in after that check).
+   */
+  static async open(path: string, options: { noFollow?: boolean } = {}): Promise<RawFileSource> {
     let handle: FileHandle;
     try {
-      handle = await open(path, constants.O_RDONLY);
+      handle = await open(path, constants.O_RDONLY | (options.noFollow ? constants.O_NOFOLLOW : 0));
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
       if (err.code === 'ENOENT') throw new NotFoundError(path, 'no such image file');
+      if (err.code === 'ELOOP' && options.noFollow) throw new NotFoundError(path, 'is a symbolic link, not an image file (not followed)');
       if (err.code === 'EACCES' || err.code === 'EPERM') throw new ImageIOError(`${path}: permission denied`);
       if (err.code === 'EISDIR') throw new ImageIOError(`${path}: is a directory, not an image file`);
       throw new ImageIOError(`${path}: cannot open (${err.code ?? err.message})`);

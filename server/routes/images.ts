@@ -103,7 +103,7 @@ export class ImagesApi {
     try {
       signature = await fileSignature(image.path);
     } catch (e) {
-      return { ...base, size: image.size, table: null, error: `cannot read the image file: ${oneLine(e)}`, code: 'IO' };
+      return { ...base, size: image.size, table: null, error: scrubber(image)(`cannot read the image file: ${oneLine(e)}`), code: 'IO' };
     }
     const known = this.summaries.get(image.path);
     if (known?.signature === signature) return known.summary;

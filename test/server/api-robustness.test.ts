@@ -1,9 +1,10 @@
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../../server/index.js';
+import { Disk } from '../../parsers/vfs/index.js';
 import { serverFixture, type Fixture } from './fixture.js';
 import { eventually, rawGet } from './helpers.js';
 
@@ -124,6 +125,36 @@ describe('robustness', () => {
     const r = await rawGet(server.url, '/api/images/gone.img/ls/fs');
     expect(r.status).toBe(404);
     expect(JSON.parse(r.text)).toEqual({ error: 'no such image: gone.img' });
+  });
+
+  it('an image swapped for a symlink to a file outside the folder after the scan is not served (404, as links are)', async () => {
+    copyFileSync(join(fx.served, 'laptops', 'ana.img'), join(served, 'lure.img'));
+    await new Promise((r) => setTimeout(r, 2100)); // next scan lists it
+    expect((await rawGet(server.url, '/api/images/lure.img')).status).toBe(200);
+    // Outside the served folder: an MBR image (lure.img has no partition table).
+    copyFileSync(fx.helpdesk, join(work, 'outside.img'));
+    symlinkSync(join(work, 'outside.img'), join(work, 'lure-link'));
+    renameSync(join(work, 'lure-link'), join(served, 'lure.img'));
+    // Still in the catalog (scanned < 2 s ago), but the file is now a link: refused, never followed.
+    for (const path of ['/api/images/lure.img', '/api/images/lure.img/ls/p1', '/api/images/lure.img/cat/p1/docs/reports/2024/notes.txt']) {
+      const r = await rawGet(server.url, path);
+      expect(r.status, path).toBe(404);
+      expect(r.text).not.toContain('mbr');
+      expect(r.text).not.toContain(work);
+    }
+    await new Promise((r) => setTimeout(r, 2100)); // the next scan drops it from the list
+    const list = JSON.parse((await rawGet(server.url, '/api/images')).text) as { id: string }[];
+    expect(list.map((i) => i.id)).not.toContain('lure.img');
+    rmSync(join(served, 'lure.img'));
+  });
+
+  it('opens with O_NOFOLLOW when asked: a symlinked image is refused (ENOENT), and followed otherwise', async () => {
+    symlinkSync(join(served, 'helpdesk.img'), join(work, 'via-link.img'));
+    await expect(Disk.open(join(work, 'via-link.img'), { noFollow: true })).rejects.toMatchObject({ code: 'ENOENT', message: expect.stringMatching(/symbolic link/) });
+    const disk = await Disk.open(join(work, 'via-link.img'));
+    expect(disk.table.table).toBe('mbr');
+    await disk.close();
+    expect(server.pool.openCount).toBeLessThanOrEqual(1);
   });
 
   it('answers a missing page bundle with words, not a blank page', async () => {

@@ -183,5 +183,8 @@ export class ExtentMapper implements BlockMapper {
 }
 
 function hole(logical: number, next: number): BlockRun {
-  return { kind: 'hole', logical, physical: 0, count: Math.max(1, next - logical) };
+  // At or past MAX_LOGICAL_BLOCKS (a corrupt i_size can claim petabytes) nothing is mapped:
+  // the rest is one hole, as in indirect.ts, not one block per call.
+  if (next <= logical) return { kind: 'hole', logical, physical: 0, count: Number.MAX_SAFE_INTEGER - logical };
+  return { kind: 'hole', logical, physical: 0, count: next - logical };
 }

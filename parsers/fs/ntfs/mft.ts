@@ -16,6 +16,9 @@ const MIRRORED_RECORDS = 4;
  * file (record 0) whose $DATA may be fragmented, so record 0 is read first at
  * the boot sector's $MFT cluster and the rest located through its runlist.
  */
+/** Extension records of $MFT followed (each holds a $DATA extent of hundreds of runs; real volumes need a handful). */
+const MAX_MFT_EXTENSIONS = 1024;
+
 export class Mft {
   private readonly cache = new Map<number, Promise<MftRecord>>();
   readonly recordCount: number;
@@ -59,17 +62,25 @@ export class Mft {
       const entries = parseAttributeList(listBytes, 'NTFS $MFT attribute list', list.offset)
         .filter((e) => e.type === AttrType.data && e.name === '' && e.holder.record !== 0)
         .sort((a, b) => a.lowestVcn - b.lowestVcn);
+      // Each extension record is read once, as for any other file (attribute-list.ts): a
+      // hostile list naming one record 32,000 times must not grow the attributes quadratically.
+      const holders = new Set<number>();
+      attributes = [...attributes];
       for (const entry of entries) {
+        if (holders.has(entry.holder.record)) continue;
+        if (holders.size >= MAX_MFT_EXTENSIONS) throw new CorruptError('NTFS $MFT attribute list', list.offset, `names more than ${MAX_MFT_EXTENSIONS} extension records`);
+        holders.add(entry.holder.record);
         const pos = entry.holder.record * size;
         const physical = stream.physicalOffset(pos);
         if (physical === null) throw new CorruptError(structure, list.offset, `extension record ${entry.holder.record} is not mapped by the extents before it`);
         const ext = parseMftRecord(await readExact(metadata, physical, size, `NTFS MFT record ${entry.holder.record}`), entry.holder.record, physical);
         if (ext.base?.record !== 0) throw new CorruptError(`NTFS MFT record ${entry.holder.record}`, physical, 'listed as an $MFT extension but does not belong to record 0');
+        const before = extents.length;
         for (const a of dataExtents(ext.attributes)) {
           if (!extents.some((e) => !e.resident && !a.resident && e.lowestVcn === a.lowestVcn)) extents = [...extents, a];
         }
-        attributes = [...attributes, ...ext.attributes.filter((a) => !(a.type === AttrType.data && a.name === ''))];
-        stream = new AttributeStream(extents, geometry.clusterSize, geometry.totalClusters, structure);
+        for (const a of ext.attributes) if (!(a.type === AttrType.data && a.name === '')) attributes.push(a);
+        if (extents.length !== before) stream = new AttributeStream(extents, geometry.clusterSize, geometry.totalClusters, structure);
       }
       attributes = [...attributes.filter((a) => !(a.type === AttrType.data && a.name === '')), ...extents];
     }

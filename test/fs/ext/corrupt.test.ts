@@ -4,6 +4,7 @@
  * file or directory block leaves the rest of the tree readable.
  */
 import { mkdirSync, readFileSync, truncateSync, writeFileSync, openSync, closeSync, ftruncateSync, writeSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CorruptError, LooplessError } from '../../../parsers/errors.js';
@@ -27,6 +28,7 @@ import {
 } from './helpers.js';
 
 const BS = 1024;
+const SAMPLE_MBR = new URL('../../../sample-images/mbr.img', import.meta.url).pathname;
 let work: string;
 let tree: string;
 let image: string;
@@ -235,6 +237,31 @@ describe('damaged ext images', () => {
         // A walk that follows it goes round in circles, but each readdir ends; a depth cap ends the walk.
         const { files } = await walkAll(fs, 12);
         expect(files.get('/docs/a.txt')).toBe(pristine.get('/docs/a.txt'));
+      } finally {
+        await fs.close();
+        await source.close();
+      }
+    });
+  });
+
+  it('a journal inode claiming petabytes (i_size_high) keeps allocatedRanges bounded', async () => {
+    // Found by fuzzing the sample mbr.img's p5 (ext4 with a journal, 1 KiB blocks): one
+    // byte of inode 8's i_size_high made the journal's mapping walk past 2^32 logical
+    // blocks one block per step (hours). The volume is copied out of the sample image.
+    const { partitiontable } = JSON.parse(execFileSync('sfdisk', ['-J', SAMPLE_MBR], { encoding: 'utf8' })) as { partitiontable: { partitions: { node: string; start: number; size: number }[] } };
+    const p5 = partitiontable.partitions.find((p) => p.node.endsWith('5'))!;
+    const copy = join(work, 'huge-journal.img');
+    writeFileSync(copy, readFileSync(SAMPLE_MBR).subarray(p5.start * 512, (p5.start + p5.size) * 512));
+    const at = inodeOffset(copy, 8, BS);
+    expect(readFileSync(copy).readUInt32LE(at + 0x6c)).toBe(0); // i_size_high of the journal
+    patch(copy, at + 0x6c, [0x00, 0x7f, 0x00, 0x00]);
+    await timed(async () => {
+      const { fs, source } = await openExt(copy);
+      try {
+        const ranges = await fs.allocatedRanges();
+        expect(ranges.length).toBeGreaterThan(0);
+        expect(ranges.at(-1)!.start + ranges.at(-1)!.length).toBeLessThanOrEqual(source.size);
+        expect((await fs.readdir(await fs.root())).length).toBeGreaterThan(0);
       } finally {
         await fs.close();
         await source.close();
