@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -243,5 +244,19 @@ describe('VHDX log', () => {
     const f = make('vhdx', 'log2.vhdx');
     writeFileSync(p('log2.vhdx'), withLogEntry(f, 1024 * 1024 * 3, Buffer.alloc(4096, 1), 7));
     await expectTypedError(openImage(p('log2.vhdx')), 'UNSUPPORTED', /log version 7/);
+  });
+});
+
+describe('decoder defects found by fuzzing', () => {
+  // fzstd 0.1.1 looped forever on Huffman weight tables whose FSE states read
+  // 0 bits (one byte changed in `zstd -1` output of fat12-floppy.img, found by
+  // a long fuzz campaign); patches/fzstd+0.1.1.patch bounds the loop. A sync
+  // loop cannot be stopped by a test timeout, so the CLI runs with a deadline.
+  it('a zstd frame whose Huffman weights never end is a corrupt error, not a hang', () => {
+    const fixture = join(import.meta.dirname, 'fixtures', 'zstd-huffman-weights-loop.zst');
+    const r = spawnSync(process.execPath, [join(import.meta.dirname, '..', '..', 'bin', 'loopless.js'), 'ls', fixture, '/', '-R'], { encoding: 'utf8', timeout: 20_000 });
+    expect(r.signal, 'the CLI hung and was killed').toBeNull();
+    expect(r.status).toBe(4);
+    expect(r.stderr).toMatch(/^loopless: corrupt zstd frame at byte \d+: /);
   });
 });
