@@ -30,7 +30,10 @@ interface Slot {
  *
  * Symlinks are never followed (the catalog does not list them): the image is
  * opened with O_NOFOLLOW, so a link swapped in for an image file after the
- * folder was scanned is refused as if the image were gone.
+ * folder was scanned is refused as if the image were gone. Opening is also
+ * confined to the served folder (checked on the open file): a subfolder
+ * swapped for a symlink, or a backing file named by absolute path, cannot
+ * lead outside it.
  */
 export class DiskPool {
   private readonly slots = new Map<string, Slot>();
@@ -38,7 +41,8 @@ export class DiskPool {
 
   constructor(private readonly capacity = 8) {}
 
-  async acquire(path: string): Promise<DiskLease> {
+  /** `folder` is the served folder the image was found in: the image and any backing file must lie inside it. */
+  async acquire(path: string, folder: string): Promise<DiskLease> {
     if (this.closed) throw new Error('server is shutting down');
     const signature = await fileSignature(path);
     let slot = this.slots.get(path);
@@ -47,7 +51,7 @@ export class DiskPool {
       slot = undefined;
     }
     if (!slot) {
-      slot = { path, signature, opening: Disk.open(path, { noFollow: true }), disk: null, leases: 0, retired: false };
+      slot = { path, signature, opening: Disk.open(path, { noFollow: true, confineTo: folder }), disk: null, leases: 0, retired: false };
       const s = slot;
       s.opening.then(
         (d) => {

@@ -1,6 +1,6 @@
 import { realpath } from 'node:fs/promises';
 import { LoopError, UnsupportedError } from '../errors.js';
-import { RawFileSource } from './raw.js';
+import { OutsideFolderError, RawFileSource } from './raw.js';
 import type { ByteSource, OpenedImage } from './types.js';
 import { allContainerFormats } from './containers/index.js';
 
@@ -25,6 +25,13 @@ export interface OpenOptions {
    * not be followed.
    */
   noFollow?: boolean;
+  /**
+   * A resolved folder that the image and every backing file must lie in
+   * (checked on the open file, so no symlink or rename race escapes it). The
+   * web server sets the served folder: an image there must not lead it to
+   * read other files of the host, e.g. a qcow2 naming /etc/shadow as backing.
+   */
+  confineTo?: string;
 }
 
 /** What a container is given besides its inner source. */
@@ -72,7 +79,16 @@ async function openInChain(
   backingChain: readonly string[],
   format: string | undefined,
 ): Promise<OpenedImage> {
-  const raw = await RawFileSource.open(path, { noFollow: options.noFollow });
+  let raw: RawFileSource;
+  try {
+    raw = await RawFileSource.open(path, { noFollow: options.noFollow, confineTo: options.confineTo });
+  } catch (e) {
+    // For the image itself "not found" is right (a server answers 404); a backing file outside is the image's problem.
+    if (e instanceof OutsideFolderError && backingChain.length > 0) {
+      throw new UnsupportedError(`${backingChain[backingChain.length - 1]} names the backing file ${path}, which lies outside the folder images may be read from; not opened`);
+    }
+    throw e;
+  }
   let real = path;
   try {
     real = await realpath(path);

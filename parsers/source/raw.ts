@@ -1,4 +1,5 @@
-import { open, type FileHandle } from 'node:fs/promises';
+import { open, readlink, realpath, type FileHandle } from 'node:fs/promises';
+import { sep } from 'node:path';
 import { constants, readSync } from 'node:fs';
 import { ImageIOError, NotFoundError } from '../errors.js';
 import type { ByteSource } from './types.js';
@@ -23,8 +24,12 @@ export class RawFileSource implements ByteSource {
    * `noFollow` opens with O_NOFOLLOW: a symlink in the last path component is
    * refused instead of followed (the web server, whose folder listing already
    * skipped symlinks, must not follow one swapped in after that check).
+   * `confineTo` (a resolved folder) refuses a file that, once open, is not
+   * inside that folder: O_NOFOLLOW guards only the last path component, and a
+   * subfolder swapped for a symlink, or a backing file named by absolute path,
+   * could otherwise lead anywhere on the host.
    */
-  static async open(path: string, options: { noFollow?: boolean } = {}): Promise<RawFileSource> {
+  static async open(path: string, options: { noFollow?: boolean; confineTo?: string } = {}): Promise<RawFileSource> {
     let handle: FileHandle;
     try {
       handle = await open(path, constants.O_RDONLY | (options.noFollow ? constants.O_NOFOLLOW : 0));
@@ -37,6 +42,9 @@ export class RawFileSource implements ByteSource {
       throw new ImageIOError(`${path}: cannot open (${err.code ?? err.message})`);
     }
     try {
+      if (options.confineTo !== undefined && !isInside(await openedPath(handle, path), options.confineTo)) {
+        throw new OutsideFolderError(path);
+      }
       const st = await handle.stat();
       let size = st.size;
       if (st.isBlockDevice()) size = await blockDeviceSize(handle);
@@ -99,4 +107,24 @@ async function blockDeviceSize(handle: FileHandle): Promise<number> {
     else hi = mid;
   }
   return hi;
+}
+
+/** A file refused by RawFileSource.open's `confineTo`: it lies outside the folder it may be read from. */
+export class OutsideFolderError extends NotFoundError {
+  constructor(path: string) {
+    super(path, 'lies outside the folder images may be read from (not opened)');
+  }
+}
+
+/** Where an open file really is: the kernel's name for the descriptor (no race with renames of the path), else realpath. */
+async function openedPath(handle: FileHandle, path: string): Promise<string> {
+  try {
+    return await readlink(`/proc/self/fd/${handle.fd}`);
+  } catch {
+    return realpath(path);
+  }
+}
+
+function isInside(path: string, folder: string): boolean {
+  return path === folder || path.startsWith(folder.endsWith(sep) ? folder : folder + sep);
 }

@@ -68,7 +68,7 @@ export class ImagesApi {
 
     let lease;
     try {
-      lease = await this.options.pool.acquire(image.path);
+      lease = await this.options.pool.acquire(image.path, image.folder);
     } catch (e) {
       // Removed since the folder was last scanned: as gone as an ID never seen.
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new HttpError(404, `no such image: ${r.id}`);
@@ -109,7 +109,7 @@ export class ImagesApi {
     if (known?.signature === signature) return known.summary;
     let summary: ImageSummary;
     try {
-      const lease = await this.options.pool.acquire(image.path);
+      const lease = await this.options.pool.acquire(image.path, image.folder);
       try {
         summary = { ...base, size: lease.disk.size, table: lease.disk.table.table, error: null, code: null };
       } finally {

@@ -7,6 +7,7 @@ import { startServer, type RunningServer } from '../../server/index.js';
 import { Disk } from '../../parsers/vfs/index.js';
 import { serverFixture, type Fixture } from './fixture.js';
 import { eventually, rawGet } from './helpers.js';
+import { run } from '../support/run.js';
 
 let fx: Fixture;
 let work: string;
@@ -155,6 +156,37 @@ describe('robustness', () => {
     expect(disk.table.table).toBe('mbr');
     await disk.close();
     expect(server.pool.openCount).toBeLessThanOrEqual(1);
+  });
+
+  it('a backing file outside the served folder is not opened (422 in words); one inside is followed', async () => {
+    copyFileSync(fx.helpdesk, join(work, 'secret-disk.img'));
+    run('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', join(work, 'secret-disk.img'), join(served, 'escape.qcow2')]);
+    run('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', 'helpdesk.img', join(served, 'overlay.qcow2')]);
+    await new Promise((r) => setTimeout(r, 300)); // an unknown ID rescans at most every 250 ms
+    const escape = await rawGet(server.url, '/api/images/escape.qcow2/ls/p1');
+    expect(escape.status).toBe(422);
+    expect(JSON.parse(escape.text).error).toMatch(/backing file .* lies outside the folder images may be read from/);
+    const overlay = await rawGet(server.url, '/api/images/overlay.qcow2/ls/p1');
+    expect(overlay.status).toBe(200);
+    rmSync(join(served, 'escape.qcow2'));
+    rmSync(join(served, 'overlay.qcow2'));
+  });
+
+  it('an image whose subfolder was swapped for a symlink to a folder outside after the scan is not served', async () => {
+    mkdirSync(join(served, 'sub'));
+    copyFileSync(join(fx.served, 'laptops', 'ana.img'), join(served, 'sub', 'x.img'));
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await rawGet(server.url, '/api/images/sub%2Fx.img')).status).toBe(200);
+    // O_NOFOLLOW guards only the last component: here the folder above it becomes the link.
+    mkdirSync(join(work, 'elsewhere'));
+    copyFileSync(fx.helpdesk, join(work, 'elsewhere', 'x.img'));
+    symlinkSync(join(work, 'elsewhere'), join(work, 'sub-link'));
+    rmSync(join(served, 'sub'), { recursive: true });
+    renameSync(join(work, 'sub-link'), join(served, 'sub'));
+    const r = await rawGet(server.url, '/api/images/sub%2Fx.img/ls/p1');
+    expect(r.status).toBe(404);
+    expect(r.text).not.toContain(work);
+    rmSync(join(served, 'sub'));
   });
 
   it('answers a missing page bundle with words, not a blank page', async () => {
