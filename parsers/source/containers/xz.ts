@@ -24,7 +24,9 @@ let XzReadableStream: typeof XzDecompressModule.XzReadableStream;
 
 async function loadXz(): Promise<void> {
   if (XzReadableStream) return;
-  XzReadableStream = (await import('xz-decompress')).default.XzReadableStream;
+  // Node gives this CommonJS package's exports as `default`; tsx (the fuzz worker) may give them as the namespace itself.
+  const loaded = (await import('xz-decompress')) as unknown as { default?: typeof XzDecompressModule } & typeof XzDecompressModule;
+  XzReadableStream = (loaded.default ?? loaded).XzReadableStream;
   // xz-decompress serializes all its streams through one global mutex ("to prevent
   // resource exhaustion"). Each stream has its own decoder context, so this is not
   // needed for correctness, and a stream held open between reads (SequentialSource)
