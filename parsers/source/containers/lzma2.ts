@@ -240,6 +240,12 @@ export class Lzma2Decoder {
     if (this.pos === this.ringSize) this.pos = 0;
   }
 
+  /**
+   * The LZMA decoder proper, up to `limit` in the ring. The range decoder's
+   * bit (the block starting `p = probs[i]`) is written out at every use, so
+   * that range and code stay int32 locals in registers: as helper closures
+   * they lived in the heap and decoding ran at about half the speed (measured).
+   */
   private decodeLzma(limit: number): void {
     const probs = this.probs;
     const dict = this.dict;
@@ -248,166 +254,244 @@ export class Lzma2Decoder {
     const pbMask = (1 << this.pb) - 1;
     const lpMask = (1 << this.lp) - 1;
     const lc = this.lc;
-    let range = this.range;
-    let code = this.code;
+    const inEnd = this.inEnd;
+    const start = this.pos;
+    // History available before this step (the whole ring once it has filled).
+    const fullBefore = this.full;
+    // Range and code as int32 (compared unsigned by flipping the sign bit): they stay small integers for V8.
+    let range = this.range | 0;
+    let code = this.code | 0;
     let inPos = this.inPos;
-    let pos = this.pos;
+    let pos = start;
     let state = this.state;
     let rep0 = this.rep0;
     let rep1 = this.rep1;
     let rep2 = this.rep2;
     let rep3 = this.rep3;
-    // Bytes of history before this step: whole ring once it has filled.
-    const fullBefore = this.full;
-    const chunkOffset = this.chunkOffset;
-    const corrupt = (detail: string) => new CorruptError('xz LZMA2 chunk', chunkOffset, detail);
-
-    // The range decoder, inlined as closures would be slow; these helpers stay small for V8 to inline.
-    const bit = (i: number): number => {
-      const p = probs[i];
-      const bound = (range >>> 11) * p;
-      let b: number;
-      if (code < bound) {
-        range = bound;
-        probs[i] = p + ((2048 - p) >>> 5);
-        b = 0;
-      } else {
-        range -= bound;
-        code -= bound;
-        probs[i] = p - (p >>> 5);
-        b = 1;
-      }
-      if (range < 0x1000000) {
-        range = (range * 256) >>> 0;
-        code = ((code * 256) + (input[inPos++] | 0)) >>> 0;
-      }
-      return b;
-    };
-    const tree = (base: number, bits: number): number => {
-      let m = 1;
-      for (let i = 0; i < bits; i++) m = (m << 1) | bit(base + m);
-      return m - (1 << bits);
-    };
-    const reverse = (base: number, bits: number): number => {
-      let m = 1;
-      let sym = 0;
-      for (let i = 0; i < bits; i++) {
-        const b = bit(base + m);
-        m = (m << 1) | b;
-        sym |= b << i;
-      }
-      return sym;
-    };
-    const direct = (bits: number): number => {
-      let res = 0;
-      for (let i = 0; i < bits; i++) {
-        range >>>= 1;
-        let b = 0;
-        if (code >= range) {
-          code -= range;
-          b = 1;
-        }
-        res = res * 2 + b;
-        if (range < 0x1000000) {
-          range = (range * 256) >>> 0;
-          code = ((code * 256) + (input[inPos++] | 0)) >>> 0;
-        }
-      }
-      return res;
-    };
-    const length = (base: number, posState: number): number => {
-      if (bit(base + LEN_CHOICE) === 0) return MATCH_LEN_MIN + tree(base + LEN_LOW_AT + posState * LEN_LOW, 3);
-      if (bit(base + LEN_CHOICE2) === 0) return MATCH_LEN_MIN + LEN_LOW + tree(base + LEN_MID_AT + posState * LEN_MID, 3);
-      return MATCH_LEN_MIN + LEN_LOW + LEN_MID + tree(base + LEN_HIGH_AT, 8);
-    };
-    // History available for a match: what was there before this step plus what it wrote.
-    const history = () => Math.min(ringSize, fullBefore + (pos - this.pos));
-    const at = (dist: number): number => {
-      const from = pos - dist - 1;
-      return dict[from < 0 ? from + ringSize : from];
-    };
-
     let len = this.pendingLen;
+    let p = 0;
+    let bound = 0;
+    let b = 0;
+    let i = 0;
+    let m = 0;
+    let error = '';
+
     for (;;) {
-      // Copy the rest of a match (from a previous step, or the one just decoded).
       if (len > 0) {
+        // Copy (the rest of) a match.
         let from = pos - rep0 - 1;
         if (from < 0) from += ringSize;
-        const n = Math.min(len, limit - pos);
-        for (let k = 0; k < n; k++) {
-          dict[pos++] = dict[from++];
-          if (from === ringSize) from = 0;
+        const n = len < limit - pos ? len : limit - pos;
+        if (rep0 === 0) {
+          dict.fill(dict[from], pos, pos + n);
+          pos += n;
+        } else if (from < pos && from + n <= pos) {
+          dict.copyWithin(pos, from, from + n);
+          pos += n;
+        } else {
+          for (let k = 0; k < n; k++) {
+            dict[pos++] = dict[from++];
+            if (from === ringSize) from = 0;
+          }
         }
         len -= n;
       }
       if (pos >= limit) break;
+      if (inPos > inEnd) {
+        error = 'compressed data runs past the chunk';
+        break;
+      }
       const posState = pos & pbMask;
-      const s4 = (state << 4) | posState;
-      if (bit(IS_MATCH + s4) === 0) {
-        // Literal.
-        const prev = pos > 0 ? dict[pos - 1] : history() > 0 ? dict[ringSize - 1] : 0;
+      i = IS_MATCH + ((state << 4) | posState);
+      p = probs[i];
+      bound = Math.imul(range >>> 11, p);
+      if ((code ^ 0x80000000) < (bound ^ 0x80000000)) {
+        range = bound;
+        probs[i] = p + ((2048 - p) >>> 5);
+        b = 0;
+      } else {
+        range = (range - bound) | 0;
+        code = (code - bound) | 0;
+        probs[i] = p - (p >>> 5);
+        b = 1;
+      }
+      if ((range >>> 24) === 0) {
+        range <<= 8;
+        code = (code << 8) | input[inPos++];
+      }
+      if (b === 0) {
+        // A literal, coded against the byte at rep0 after a match.
+        const prev = pos > 0 ? dict[pos - 1] : fullBefore > 0 ? dict[ringSize - 1] : 0;
         const base = LITERAL + 0x300 * (((pos & lpMask) << lc) + (prev >>> (8 - lc)));
         let sym = 1;
         if (state < 7) {
-          do sym = (sym << 1) | bit(base + sym);
-          while (sym < 0x100);
+          do {
+            i = base + sym;
+            p = probs[i];
+            bound = Math.imul(range >>> 11, p);
+            if ((code ^ 0x80000000) < (bound ^ 0x80000000)) {
+              range = bound;
+              probs[i] = p + ((2048 - p) >>> 5);
+              b = 0;
+            } else {
+              range = (range - bound) | 0;
+              code = (code - bound) | 0;
+              probs[i] = p - (p >>> 5);
+              b = 1;
+            }
+            if ((range >>> 24) === 0) {
+              range <<= 8;
+              code = (code << 8) | input[inPos++];
+            }
+            sym = (sym << 1) | b;
+          } while (sym < 0x100);
         } else {
-          if (rep0 >= history()) throw corrupt('match distance reaches before the start of the data');
-          let matchByte = at(rep0);
+          let from = pos - rep0 - 1;
+          if (from < 0) from += ringSize;
+          let matchByte = dict[from];
           let offset = 0x100;
           do {
             matchByte <<= 1;
             const matchBit = matchByte & offset;
-            const b = bit(base + offset + matchBit + sym);
+            i = base + offset + matchBit + sym;
+            p = probs[i];
+            bound = Math.imul(range >>> 11, p);
+            if ((code ^ 0x80000000) < (bound ^ 0x80000000)) {
+              range = bound;
+              probs[i] = p + ((2048 - p) >>> 5);
+              b = 0;
+            } else {
+              range = (range - bound) | 0;
+              code = (code - bound) | 0;
+              probs[i] = p - (p >>> 5);
+              b = 1;
+            }
+            if ((range >>> 24) === 0) {
+              range <<= 8;
+              code = (code << 8) | input[inPos++];
+            }
             sym = (sym << 1) | b;
             offset = b ? matchBit : offset ^ matchBit;
           } while (sym < 0x100);
         }
-        dict[pos++] = sym & 0xff;
+        dict[pos++] = sym;
         state = state < 4 ? 0 : state < 10 ? state - 3 : state - 6;
         continue;
       }
-      if (bit(IS_REP + state) === 0) {
-        // A match with a new distance.
+      let lenBase: number;
+      i = IS_REP + state;
+      p = probs[i];
+      bound = Math.imul(range >>> 11, p);
+      if ((code ^ 0x80000000) < (bound ^ 0x80000000)) {
+        range = bound;
+        probs[i] = p + ((2048 - p) >>> 5);
+        b = 0;
+      } else {
+        range = (range - bound) | 0;
+        code = (code - bound) | 0;
+        probs[i] = p - (p >>> 5);
+        b = 1;
+      }
+      if ((range >>> 24) === 0) {
+        range <<= 8;
+        code = (code << 8) | input[inPos++];
+      }
+      if (b === 0) {
+        // A match with a new distance (decoded after its length).
         rep3 = rep2;
         rep2 = rep1;
         rep1 = rep0;
-        len = length(MATCH_LEN, posState);
+        lenBase = MATCH_LEN;
         state = state < 7 ? 7 : 10;
-        const lenState = Math.min(len - MATCH_LEN_MIN, DIST_STATES - 1);
-        const slot = tree(DIST_SLOT + lenState * 64, 6);
-        if (slot < 4) {
-          rep0 = slot;
-        } else {
-          const directBits = (slot >>> 1) - 1;
-          let dist = (2 | (slot & 1)) * 2 ** directBits;
-          if (slot < END_POS_MODEL_INDEX) {
-            dist += reverse(DIST_SPECIAL + dist - slot, directBits);
-          } else {
-            dist += direct(directBits - 4) * 16;
-            dist += reverse(DIST_ALIGN, 4);
-          }
-          rep0 = dist;
-        }
-        if (rep0 >= history()) {
-          throw corrupt(rep0 === 0xffffffff ? 'end-of-payload marker inside an LZMA2 chunk' : 'match distance reaches before the start of the data');
-        }
       } else {
-        if (history() === 0) throw corrupt('repeated match with no data before it');
-        if (bit(IS_REP0 + state) === 0) {
-          if (bit(IS_REP0_LONG + s4) === 0) {
-            // Short rep: one byte at rep0.
+        if (fullBefore === 0 && pos === start) {
+          error = 'repeated match with no data before it';
+          break;
+        }
+        i = IS_REP0 + state;
+        p = probs[i];
+        bound = Math.imul(range >>> 11, p);
+        if ((code ^ 0x80000000) < (bound ^ 0x80000000)) {
+          range = bound;
+          probs[i] = p + ((2048 - p) >>> 5);
+          b = 0;
+        } else {
+          range = (range - bound) | 0;
+          code = (code - bound) | 0;
+          probs[i] = p - (p >>> 5);
+          b = 1;
+        }
+        if ((range >>> 24) === 0) {
+          range <<= 8;
+          code = (code << 8) | input[inPos++];
+        }
+        if (b === 0) {
+          i = IS_REP0_LONG + ((state << 4) | posState);
+          p = probs[i];
+          bound = Math.imul(range >>> 11, p);
+          if ((code ^ 0x80000000) < (bound ^ 0x80000000)) {
+            range = bound;
+            probs[i] = p + ((2048 - p) >>> 5);
+            b = 0;
+          } else {
+            range = (range - bound) | 0;
+            code = (code - bound) | 0;
+            probs[i] = p - (p >>> 5);
+            b = 1;
+          }
+          if ((range >>> 24) === 0) {
+            range <<= 8;
+            code = (code << 8) | input[inPos++];
+          }
+          if (b === 0) {
+            // Short rep: one byte from rep0.
             state = state < 7 ? 9 : 11;
-            dict[pos] = at(rep0);
+            let from = pos - rep0 - 1;
+            if (from < 0) from += ringSize;
+            dict[pos] = dict[from];
             pos++;
             continue;
           }
         } else {
           let dist: number;
-          if (bit(IS_REP1 + state) === 0) {
+          i = IS_REP1 + state;
+          p = probs[i];
+          bound = Math.imul(range >>> 11, p);
+          if ((code ^ 0x80000000) < (bound ^ 0x80000000)) {
+            range = bound;
+            probs[i] = p + ((2048 - p) >>> 5);
+            b = 0;
+          } else {
+            range = (range - bound) | 0;
+            code = (code - bound) | 0;
+            probs[i] = p - (p >>> 5);
+            b = 1;
+          }
+          if ((range >>> 24) === 0) {
+            range <<= 8;
+            code = (code << 8) | input[inPos++];
+          }
+          if (b === 0) {
             dist = rep1;
           } else {
-            if (bit(IS_REP2 + state) === 0) {
+            i = IS_REP2 + state;
+            p = probs[i];
+            bound = Math.imul(range >>> 11, p);
+            if ((code ^ 0x80000000) < (bound ^ 0x80000000)) {
+              range = bound;
+              probs[i] = p + ((2048 - p) >>> 5);
+              b = 0;
+            } else {
+              range = (range - bound) | 0;
+              code = (code - bound) | 0;
+              probs[i] = p - (p >>> 5);
+              b = 1;
+            }
+            if ((range >>> 24) === 0) {
+              range <<= 8;
+              code = (code << 8) | input[inPos++];
+            }
+            if (b === 0) {
               dist = rep2;
             } else {
               dist = rep3;
@@ -418,15 +502,174 @@ export class Lzma2Decoder {
           rep1 = rep0;
           rep0 = dist;
         }
-        len = length(REP_LEN, posState);
+        lenBase = REP_LEN;
         state = state < 7 ? 8 : 11;
-        if (rep0 >= history()) throw corrupt('match distance reaches before the start of the data');
       }
-      if (inPos > this.inEnd + 1) throw corrupt('compressed data runs past the chunk');
+      // The length: 2-9, 10-17 or 18-273.
+      let treeBase: number;
+      let treeBits: number;
+      let lenAdd: number;
+      i = lenBase + LEN_CHOICE;
+      p = probs[i];
+      bound = Math.imul(range >>> 11, p);
+      if ((code ^ 0x80000000) < (bound ^ 0x80000000)) {
+        range = bound;
+        probs[i] = p + ((2048 - p) >>> 5);
+        b = 0;
+      } else {
+        range = (range - bound) | 0;
+        code = (code - bound) | 0;
+        probs[i] = p - (p >>> 5);
+        b = 1;
+      }
+      if ((range >>> 24) === 0) {
+        range <<= 8;
+        code = (code << 8) | input[inPos++];
+      }
+      if (b === 0) {
+        treeBase = lenBase + LEN_LOW_AT + posState * LEN_LOW;
+        treeBits = 3;
+        lenAdd = MATCH_LEN_MIN;
+      } else {
+        i = lenBase + LEN_CHOICE2;
+        p = probs[i];
+        bound = Math.imul(range >>> 11, p);
+        if ((code ^ 0x80000000) < (bound ^ 0x80000000)) {
+          range = bound;
+          probs[i] = p + ((2048 - p) >>> 5);
+          b = 0;
+        } else {
+          range = (range - bound) | 0;
+          code = (code - bound) | 0;
+          probs[i] = p - (p >>> 5);
+          b = 1;
+        }
+        if ((range >>> 24) === 0) {
+          range <<= 8;
+          code = (code << 8) | input[inPos++];
+        }
+        if (b === 0) {
+          treeBase = lenBase + LEN_MID_AT + posState * LEN_MID;
+          treeBits = 3;
+          lenAdd = MATCH_LEN_MIN + LEN_LOW;
+        } else {
+          treeBase = lenBase + LEN_HIGH_AT;
+          treeBits = 8;
+          lenAdd = MATCH_LEN_MIN + LEN_LOW + LEN_MID;
+        }
+      }
+      m = 1;
+      for (let k = 0; k < treeBits; k++) {
+        i = treeBase + m;
+        p = probs[i];
+        bound = Math.imul(range >>> 11, p);
+        if ((code ^ 0x80000000) < (bound ^ 0x80000000)) {
+          range = bound;
+          probs[i] = p + ((2048 - p) >>> 5);
+          b = 0;
+        } else {
+          range = (range - bound) | 0;
+          code = (code - bound) | 0;
+          probs[i] = p - (p >>> 5);
+          b = 1;
+        }
+        if ((range >>> 24) === 0) {
+          range <<= 8;
+          code = (code << 8) | input[inPos++];
+        }
+        m = (m << 1) | b;
+      }
+      len = lenAdd + m - (1 << treeBits);
+      if (lenBase === MATCH_LEN) {
+        // The distance: a 6-bit slot, then reverse-coded, direct and aligned bits.
+        const lenState = len - MATCH_LEN_MIN < DIST_STATES - 1 ? len - MATCH_LEN_MIN : DIST_STATES - 1;
+        const slotBase = DIST_SLOT + lenState * 64;
+        m = 1;
+        for (let k = 0; k < 6; k++) {
+          i = slotBase + m;
+          p = probs[i];
+          bound = Math.imul(range >>> 11, p);
+          if ((code ^ 0x80000000) < (bound ^ 0x80000000)) {
+            range = bound;
+            probs[i] = p + ((2048 - p) >>> 5);
+            b = 0;
+          } else {
+            range = (range - bound) | 0;
+            code = (code - bound) | 0;
+            probs[i] = p - (p >>> 5);
+            b = 1;
+          }
+          if ((range >>> 24) === 0) {
+            range <<= 8;
+            code = (code << 8) | input[inPos++];
+          }
+          m = (m << 1) | b;
+        }
+        const slot = m - 64;
+        if (slot < 4) {
+          rep0 = slot;
+        } else {
+          const directBits = (slot >>> 1) - 1;
+          let dist = (2 | (slot & 1)) * 2 ** directBits;
+          let revBase: number;
+          let revBits: number;
+          if (slot < END_POS_MODEL_INDEX) {
+            revBase = DIST_SPECIAL + dist - slot;
+            revBits = directBits;
+          } else {
+            let direct = 0;
+            for (let k = directBits - 4; k > 0; k--) {
+              range >>>= 1;
+              if ((code >>> 0) >= range) {
+                code = (code - range) | 0;
+                direct = direct * 2 + 1;
+              } else {
+                direct *= 2;
+              }
+              range |= 0;
+              if ((range >>> 24) === 0) {
+                range <<= 8;
+                code = (code << 8) | input[inPos++];
+              }
+            }
+            dist += direct * 16;
+            revBase = DIST_ALIGN;
+            revBits = 4;
+          }
+          m = 1;
+          let sym = 0;
+          for (let k = 0; k < revBits; k++) {
+            i = revBase + m;
+            p = probs[i];
+            bound = Math.imul(range >>> 11, p);
+            if ((code ^ 0x80000000) < (bound ^ 0x80000000)) {
+              range = bound;
+              probs[i] = p + ((2048 - p) >>> 5);
+              b = 0;
+            } else {
+              range = (range - bound) | 0;
+              code = (code - bound) | 0;
+              probs[i] = p - (p >>> 5);
+              b = 1;
+            }
+            if ((range >>> 24) === 0) {
+              range <<= 8;
+              code = (code << 8) | input[inPos++];
+            }
+            m = (m << 1) | b;
+            sym |= b << k;
+          }
+          rep0 = dist + sym;
+        }
+      }
+      const history = fullBefore + (pos - start);
+      if (rep0 >= (history < ringSize ? history : ringSize)) {
+        error = rep0 === 0xffffffff ? 'end-of-payload marker inside an LZMA2 chunk' : 'match distance reaches before the start of the data';
+        break;
+      }
     }
-    if (inPos > this.inEnd) throw corrupt('compressed data runs past the chunk');
-    this.range = range;
-    this.code = code;
+    this.range = range >>> 0;
+    this.code = code >>> 0;
     this.inPos = inPos;
     this.pos = pos;
     this.state = state;
@@ -435,6 +678,8 @@ export class Lzma2Decoder {
     this.rep2 = rep2;
     this.rep3 = rep3;
     this.pendingLen = len;
+    if (!error && inPos > inEnd) error = 'compressed data runs past the chunk';
+    if (error) throw new CorruptError('xz LZMA2 chunk', this.chunkOffset, error);
   }
 
   /** The state at a chunk boundary (between chunks only). */

@@ -47,6 +47,11 @@ const INPUT_CHUNK = 1024 * 1024;
 const INDEX_VERSION = 1;
 const CHECK_SIZES = [0, 4, 4, 4, 8, 8, 8, 16, 16, 16, 32, 32, 32, 64, 64, 64];
 
+const FILTER_NAMES: Record<number, string> = { 0x03: 'delta', 0x04: 'x86 BCJ', 0x05: 'PowerPC BCJ', 0x06: 'IA-64 BCJ', 0x07: 'ARM BCJ', 0x08: 'ARM-Thumb BCJ', 0x09: 'SPARC BCJ', 0x0a: 'ARM64 BCJ', 0x21: 'LZMA2' };
+
+/** A filter chain neither our decoder nor xz-decompress can decode: refused, not streamed. */
+export class XzFilterChainError extends UnsupportedError {}
+
 export interface XzBlock {
   at: number;
   unpadded: number;
@@ -119,8 +124,9 @@ export async function blockHeader(inner: ByteSource, block: XzBlock): Promise<{ 
   }
   for (let p = pos.p; p < end; p++) if (h[p] !== 0) throw new CorruptError(S, block.at, 'non-zero header padding');
   if (filters.length !== 1 || filters[0].id !== LZMA2_FILTER) {
-    const names = filters.map((f) => `0x${f.id.toString(16)}`).join(', ');
-    throw new UnsupportedError(`xz filter chain [${names}] has no checkpoints (only a lone LZMA2 filter does)`);
+    // xz-decompress (our stream decoder) is built without BCJ and delta too, so there is nothing to fall back to.
+    const names = filters.map((f) => FILTER_NAMES[f.id] ?? `0x${f.id.toString(16)}`).join(' + ');
+    throw new XzFilterChainError(`xz filter chain ${names} is not supported, only LZMA2 alone (decompress it, or recompress with plain xz)`);
   }
   if (filters[0].props.length !== 1) throw new CorruptError(S, block.at, 'LZMA2 filter properties are not one byte');
   let dictSize: number;
@@ -278,6 +284,8 @@ export class XzCheckpointChunks implements ChunkIndex {
   readonly allocated: ByteRange[];
   /** How many times a read restored a checkpoint (for tests and the curious). */
   restores = 0;
+  /** Bytes the decoder produced for reads (with what was skipped between a checkpoint and a read). */
+  decodedBytes = 0;
   private live: BlockCursor | null = null;
   private busy: Promise<unknown> = Promise.resolve();
 
@@ -290,6 +298,14 @@ export class XzCheckpointChunks implements ChunkIndex {
     this.size = h.size;
     this.count = Math.max(1, Math.ceil(h.size / PIECE));
     this.allocated = h.allocated.map(([start, length]) => ({ start, length }));
+  }
+
+  /** Output bytes between checkpoints at most (for tests). */
+  get span(): number {
+    const cps = this.h.checkpoints;
+    let max = this.size - cps[cps.length - 1].out;
+    for (let i = 1; i < cps.length; i++) max = Math.max(max, cps[i].out - cps[i - 1].out);
+    return max;
   }
 
   get checkpoints(): number {
@@ -354,6 +370,7 @@ export class XzCheckpointChunks implements ChunkIndex {
     while (cur.out < to) {
       const pieceStart = cur.out;
       const bytes = await cur.next(to - cur.out);
+      if (bytes) this.decodedBytes += bytes.length;
       if (!bytes) throw new CorruptError('xz block', this.h.checkpoints[c].in, `data ends at ${pieceStart} of ${this.size} bytes (changed file or stale index?)`);
       if (cur.out > from) {
         const skip = Math.max(0, from - pieceStart);

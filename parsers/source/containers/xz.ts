@@ -7,7 +7,7 @@ import { readExact } from '../read.js';
 import type { ByteSource } from '../types.js';
 import { ChunkedSource, type ChunkIndex } from './chunked.js';
 import { SequentialSource, sourceStream } from './sequential.js';
-import { openXzCheckpoints } from './xz-checkpoints.js';
+import { XzFilterChainError, openXzCheckpoints } from './xz-checkpoints.js';
 
 /**
  * xz (the .xz file format, tukaani.org/xz/xz-file-format.txt). Its index, at
@@ -201,7 +201,8 @@ export async function openXz(inner: ByteSource, path: string, context: OpenConte
       const { chunks, how } = await openXzCheckpoints(inner, path, context, { at: b.at, unpadded: b.unpadded, uncompressed: b.uncompressed, checkType: b.streamFlags[1] & 0x0f });
       return new ChunkedSource(inner, chunks, `xz-compressed image, one block, ${chunks.checkpoints} checkpoints, ${how} (${inner.description})`);
     } catch (e) {
-      if (!(e instanceof UnsupportedError)) throw e;
+      // A dictionary too large to hold, say: xz-decompress may still stream it. A filter chain it cannot decode either is refused.
+      if (!(e instanceof UnsupportedError) || e instanceof XzFilterChainError) throw e;
       why = `${e.message}; `;
     }
   }
