@@ -50,6 +50,7 @@ const LITERAL = REP_LEN + LEN_SIZE;
 /** LZMA2 allows lc + lp <= 4: at most 16 literal coders of 0x300 probabilities. */
 export const PROBS_SIZE = LITERAL + 0x300 * 16;
 const PROB_INIT = 1024;
+const INITIAL_RING = 4 * 1024 * 1024;
 
 /** Dictionary size from the LZMA2 filter's property byte (xz-file-format 5.3.1). */
 export function lzma2DictSize(props: number): number {
@@ -106,8 +107,12 @@ export function parseChunkHeader(buf: Uint8Array, at: number, end: number, fileO
 }
 
 export class Lzma2Decoder {
-  /** The dictionary, a ring of ringSize bytes. */
-  readonly dict: Uint8Array;
+  /**
+   * The dictionary, a ring of ringSize bytes. It starts small and grows as
+   * output fills it (it only wraps once full size), so memory follows what was
+   * really decoded, not what a header claims.
+   */
+  dict: Uint8Array;
   pos = 0;
   full = 0;
   private readonly probs = new Uint16Array(PROBS_SIZE);
@@ -141,7 +146,13 @@ export class Lzma2Decoder {
    * LZMA uses for its position state.
    */
   constructor(readonly ringSize: number) {
-    this.dict = new Uint8Array(ringSize);
+    this.dict = new Uint8Array(Math.min(ringSize, INITIAL_RING));
+  }
+
+  private grow(need: number): void {
+    const bigger = new Uint8Array(Math.min(this.ringSize, Math.max(need, this.dict.length * 2)));
+    bigger.set(this.dict);
+    this.dict = bigger;
   }
 
   static ringSizeFor(dictSize: number, outputSize: number): number {
@@ -213,8 +224,9 @@ export class Lzma2Decoder {
    * the caller takes them, then calls wrap()).
    */
   step(max = Infinity): number {
+    if (this.pos === this.dict.length && this.dict.length < this.ringSize) this.grow(this.pos + 1);
     const start = this.pos;
-    const limit = Math.min(this.ringSize, start + this.chunkLeft, start + max);
+    const limit = Math.min(this.dict.length, start + this.chunkLeft, start + max);
     if (this.uncompressedChunk) {
       const n = limit - start;
       if (this.inPos + n > this.input.length) throw new CorruptError('xz LZMA2 chunk', this.chunkOffset, 'truncated uncompressed chunk');
@@ -714,6 +726,7 @@ export class Lzma2Decoder {
       throw bad('invalid LZMA state (damaged index file?)');
     }
     new Uint8Array(this.probs.buffer).set(probs);
+    if (ring.length > this.dict.length) this.grow(ring.length);
     this.dict.set(ring);
     this.state = s.state;
     [this.rep0, this.rep1, this.rep2, this.rep3] = s.reps;

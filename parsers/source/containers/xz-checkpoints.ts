@@ -39,8 +39,9 @@ const MAX_SPAN = 64 * 1024 * 1024;
 const PIECE = 2 * 1024 * 1024;
 /**
  * Largest dictionary we hold (the smaller of the filter's dictionary size and
- * the block's output). xz -9 uses 64 MiB and xz's own maximum is 1.5 GiB;
- * beyond this bound the image is streamed instead (see openXz).
+ * the block's output; it is allocated as output fills it). xz -9 uses 64 MiB
+ * and xz's own maximum is 1.5 GiB; beyond this bound the image is streamed by
+ * xz-decompress instead (see openXz).
  */
 export const MAX_RING = 1024 * 1024 * 1024;
 const INPUT_CHUNK = 1024 * 1024;
