@@ -248,9 +248,9 @@ async function buildIndex(inner: ByteSource, block: XzBlock, dataAt: number, dic
       const blobAt = await writer.append(blob);
       checkpoints.push({ in: cursor.inOffset, out: cursor.out, blobAt, blobLength: blob.length, state: saved.state });
       last = cursor.out;
-      progress.update(cursor.inOffset);
     }
     const at = cursor.inOffset;
+    progress.update(at);
     const bytes = await cursor.next();
     if (!bytes) break;
     if (cursor.out > block.uncompressed) throw new CorruptError('xz block', at, `decodes to more than the ${block.uncompressed} bytes its index says`);
