@@ -98,7 +98,7 @@ const cases: Case[] = [
     make: (out) => run('sh', ['-c', 'head -c 10000000 "$1" | gzip -c > "$2"; tail -c +10000001 "$1" | gzip -9 -c >> "$2"', 'sh', raw, out]),
     chain: ['gzip'],
   },
-  { name: 'xz, one block (streamed)', file: 'd.img.xz', make: pipe('xz', ['-c', '-T1', '-2']), chain: ['xz'] },
+  { name: 'xz, one block (checkpoints)', file: 'd.img.xz', make: pipe('xz', ['-c', '-T1', '-2']), chain: ['xz'] },
   { name: 'xz --block-size=2MiB', file: 'db.img.xz', make: pipe('xz', ['-c', '-T1', '-1', '--block-size=2MiB']), chain: ['xz'] },
   { name: 'xz -T2 (multi-block)', file: 'dt.img.xz', make: pipe('xz', ['-c', '-T2', '-1']), chain: ['xz'] },
   { name: 'xz SHA-256 check', file: 'ds.img.xz', make: pipe('xz', ['-c', '-1', '--check=sha256', '--block-size=4MiB']), chain: ['xz'] },

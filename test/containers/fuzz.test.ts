@@ -74,6 +74,8 @@ const targets: Target[] = [
   { name: 'gzip', make: sh('gzip -c'), ranges: whole, mayNeverOpen: true },
   { name: 'xz blocks', make: sh('xz -1 -c --block-size=256KiB'), ranges: whole },
   { name: 'xz one block', make: sh('xz -1 -c'), ranges: whole, mayNeverOpen: true },
+  // No check: mutated LZMA2 data that still decodes opens, and reads go through the checkpoints.
+  { name: 'xz one block, no check', make: sh('xz -1 -c --check=none --lzma2=preset=1,dict=256KiB'), ranges: whole, mayNeverOpen: true },
   {
     name: 'zstd frames',
     make: (out) => run('sh', ['-c', 'for o in 0 1 2 3 4 5 6 7; do dd if="$1" bs=256k skip=$o count=1 status=none | zstd -q -1 -c; done > "$2"', 'sh', small, out]),

@@ -29,7 +29,8 @@ export class ChunkedSource implements ByteSource {
 
   constructor(
     private readonly inner: ByteSource,
-    private readonly index: ChunkIndex,
+    /** Public for tests and diagnostics (an index may count its decodes). */
+    readonly index: ChunkIndex,
     readonly description: string,
     cacheBytes = DEFAULT_CACHE_BYTES,
   ) {

@@ -2,11 +2,12 @@ import { crc32 } from 'node:zlib';
 import type XzDecompressModule from 'xz-decompress';
 import { createHash } from 'node:crypto';
 import { CorruptError, UnsupportedError } from '../../errors.js';
-import type { ContainerFormat } from '../open.js';
+import type { ContainerFormat, OpenContext } from '../open.js';
 import { readExact } from '../read.js';
 import type { ByteSource } from '../types.js';
 import { ChunkedSource, type ChunkIndex } from './chunked.js';
 import { SequentialSource, sourceStream } from './sequential.js';
+import { XzFilterChainError, openXzCheckpoints } from './xz-checkpoints.js';
 
 /**
  * xz (the .xz file format, tukaani.org/xz/xz-file-format.txt). Its index, at
@@ -23,7 +24,9 @@ let XzReadableStream: typeof XzDecompressModule.XzReadableStream;
 
 async function loadXz(): Promise<void> {
   if (XzReadableStream) return;
-  XzReadableStream = (await import('xz-decompress')).default.XzReadableStream;
+  // Node gives this CommonJS package's exports as `default`; tsx (the fuzz worker) may give them as the namespace itself.
+  const loaded = (await import('xz-decompress')) as unknown as { default?: typeof XzDecompressModule } & typeof XzDecompressModule;
+  XzReadableStream = (loaded.default ?? loaded).XzReadableStream;
   // xz-decompress serializes all its streams through one global mutex ("to prevent
   // resource exhaustion"). Each stream has its own decoder context, so this is not
   // needed for correctness, and a stream held open between reads (SequentialSource)
@@ -185,23 +188,36 @@ async function decodeExactly(stream: ReadableStream<Uint8Array>, size: number, w
   return out;
 }
 
-export async function openXz(inner: ByteSource): Promise<ByteSource> {
-  await loadXz();
+export async function openXz(inner: ByteSource, path: string, context: OpenContext): Promise<ByteSource> {
   const blocks = await readBlocks(inner);
   const size = blocks.reduce((s, b) => s + b.uncompressed, 0);
   const biggest = blocks.reduce((m, b) => Math.max(m, b.uncompressed), 0);
   if (blocks.length === 0) throw new CorruptError('xz index', 0, 'no blocks');
+  let why = '';
+  if (blocks.length === 1) {
+    // One block (plain xz): checkpoints built by our own LZMA2 decoder, as for gzip.
+    const b = blocks[0];
+    try {
+      const { chunks, how } = await openXzCheckpoints(inner, path, context, { at: b.at, unpadded: b.unpadded, uncompressed: b.uncompressed, checkType: b.streamFlags[1] & 0x0f });
+      return new ChunkedSource(inner, chunks, `xz-compressed image, one block, ${chunks.checkpoints} checkpoints, ${how} (${inner.description})`);
+    } catch (e) {
+      // A dictionary too large to hold, say: xz-decompress may still stream it. A filter chain it cannot decode either is refused.
+      if (!(e instanceof UnsupportedError) || e instanceof XzFilterChainError) throw e;
+      why = `${e.message}; `;
+    }
+  }
+  await loadXz();
   if (biggest > MAX_BLOCK || blocks.length === 1) {
     const checkType = blocks[0].streamFlags[1] & 0x0f;
     if (checkType !== 0 && checkType !== 1 && checkType !== 4) {
-      throw new UnsupportedError(`xz stream with check type ${checkType} in one block is not supported (recompress with xz -T0 or --check=crc64)`);
+      throw new UnsupportedError(`${why}xz stream with check type ${checkType} in one block is not supported (recompress with xz -T0 or --check=crc64)`);
     }
-    // One block, or blocks too big to hold decoded: no seek points. Stream it (forward reads fast, backward reads restart).
+    // Blocks too big to hold decoded, or a block we cannot checkpoint: no seek points. Stream it (forward reads fast, backward reads restart).
     return new SequentialSource(
       inner,
       size,
       () => new XzReadableStream(sourceStream(inner))[Symbol.asyncIterator](),
-      `xz-compressed image with ${blocks.length} block(s): no seek index, so backward reads decode again from the start (recompress with xz -T0 or --block-size=16MiB for random access) (${inner.description})`,
+      `xz-compressed image with ${blocks.length} block(s): ${why}no seek index, so backward reads decode again from the start (recompress with xz -T0 or --block-size=16MiB for random access) (${inner.description})`,
       (e, at) => new CorruptError('xz stream', at, (e as Error)?.message ?? String(e)),
     );
   }
@@ -226,5 +242,5 @@ export async function openXz(inner: ByteSource): Promise<ByteSource> {
 export const xzFormat: ContainerFormat = {
   name: 'xz',
   detect: (head) => head.length >= 12 && head.subarray(0, 6).equals(HEADER_MAGIC),
-  open: (inner) => openXz(inner),
+  open: openXz,
 };
