@@ -184,6 +184,44 @@ function openSource(source: ByteSource, what: string): OpenFile {
   return checkedRead(source.size, `raw file ${what}`, (buffer, length, position) => source.read(buffer, 0, length, position));
 }
 
+/** File bytes mapped to image offsets at a time, for the synchronous read path. */
+const MAP_AHEAD = 64 * 1024 * 1024;
+
+/**
+ * A file of a raw image is read synchronously from the page cache where it
+ * can be (Disk.syncReader; slow reads send it back to async for a while):
+ * libfuse 2 caps requests at 128 KiB, and a threadpool round trip per
+ * request was the largest cost of a cold sequential read through the mount.
+ */
 function openEntry(disk: Disk, entry: Entry): OpenFile {
-  return checkedRead(entry.stat.size, `file ${entry.path}`, (buffer, length, position) => disk.read(entry, buffer, 0, length, position));
+  const size = entry.stat.size;
+  const reader = disk.syncReader(entry);
+  let plain = reader !== null;
+  const readSync = async (buffer: Buffer, length: number, position: number): Promise<number | null> => {
+    const want = Math.max(0, Math.min(length, size - position));
+    let done = 0;
+    let maps = 0;
+    while (done < want) {
+      const n = reader!.covers(position + done) ? reader!.readSync(buffer, done, want - done, position + done) : 0;
+      if (n > 0) {
+        done += n;
+        continue;
+      }
+      // Concurrent requests on one handle may remap the window under each other: after a few tries, read async.
+      if (++maps > 3) return null;
+      if (!(await reader!.map(position + done, Math.min(MAP_AHEAD, size - position - done)))) {
+        plain = false;
+        return null;
+      }
+    }
+    return done;
+  };
+  return checkedRead(size, `file ${entry.path}`, async (buffer, length, position) => {
+    if (plain && reader!.preferSync) {
+      const n = await readSync(buffer, length, position);
+      if (n !== null) return n;
+    }
+    // Async from the start of the request: a partial sync read is simply done again.
+    return disk.read(entry, buffer, 0, length, position);
+  });
 }
