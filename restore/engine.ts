@@ -15,6 +15,7 @@
  * looks whole.
  */
 import { createHash } from 'node:crypto';
+import { fstatSync, type BigIntStats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import type { ByteSource } from '../parsers/source/types.js';
 import type { TablePatch } from '../parsers/volumes/gpt-relocate.js';
@@ -22,7 +23,7 @@ import { VerifyError } from './errors.js';
 import { testHooks } from './hooks.js';
 import { normalize, rangeEnd, subtract, totalLength, type ByteRange } from './ranges.js';
 import type { ReadBackMethod } from './readback.js';
-import { Verifier } from './verify.js';
+import { Verifier, type VerifyItem } from './verify.js';
 
 export interface CopyRange extends ByteRange {
   /** A block map's checksum of the image bytes of exactly this range. */
@@ -41,6 +42,12 @@ export interface EngineJob {
   header: ByteRange | null;
   target: { path: string; handle: FileHandle; size: number; knownZero: boolean };
   verify: boolean;
+  /**
+   * Set when the source is a plain raw image file (offsets map 1:1): its open
+   * descriptor. Verification then compares the target with the image's bytes
+   * read again instead of hashing what was written.
+   */
+  imageFd?: number | null;
   signal?: AbortSignal;
   onProgress?(p: EngineProgress): void;
 }
@@ -95,8 +102,8 @@ interface Piece {
 
 interface Written {
   piece: Piece;
-  /** sha256 of what was written; null without verification. */
-  digest: Buffer | null;
+  /** What the read-back compares with (sha256 of what was written, or 'image' / 'zeros'); null without verification. */
+  expect: VerifyItem['expect'] | null;
 }
 
 export async function runEngine(job: EngineJob): Promise<EngineResult> {
@@ -118,15 +125,18 @@ class Engine {
   private readonly zeroBuffer = Buffer.alloc(PIECE);
   /** Running hash of the image bytes of each checksummed copy range. */
   private readonly rangeHashes = new Map<number, ReturnType<typeof createHash>>();
+  /** The image file's identity at the start, when verification compares against it. */
+  private readonly imageStat: BigIntStats | null;
 
   constructor(private readonly job: EngineJob) {
     this.pieces = planPieces(job);
     this.total = this.pieces.reduce((n, p) => n + p.length, 0);
+    this.imageStat = job.verify && job.imageFd != null ? fstatSync(job.imageFd, { bigint: true }) : null;
   }
 
   async run(): Promise<EngineResult> {
     const { job } = this;
-    if (job.verify) this.verifier = new Verifier(job.target.path, PIECE);
+    if (job.verify) this.verifier = new Verifier(job.target.path, PIECE, this.imageStat ? job.imageFd! : null);
     try {
       if (!job.target.knownZero) await this.wipeHeader();
       const completed = await this.writeBody();
@@ -207,9 +217,9 @@ class Engine {
         this.release(data);
         continue;
       }
-      const digest = await this.writePiece(piece, data);
+      const expect = await this.writePiece(piece, data);
       this.release(data);
-      batch.push({ piece, digest });
+      batch.push({ piece, expect });
       batchBytes += piece.length;
       this.report('write');
       if (job.verify && batchBytes >= BATCH) {
@@ -227,7 +237,7 @@ class Engine {
   /** Step 3. */
   private async writeHeader(): Promise<void> {
     const items: Written[] = [];
-    for (const { piece, data } of this.held) items.push({ piece, digest: await this.writePiece(piece, data) });
+    for (const { piece, data } of this.held) items.push({ piece, expect: await this.writePiece(piece, data) });
     await this.job.target.handle.datasync();
     await testHooks.beforeVerify?.(this.job.target.path, items.map((w) => ({ start: w.piece.start, length: w.piece.length })));
     if (this.job.verify) await this.verifyBatch(items);
@@ -275,47 +285,76 @@ class Engine {
     }
   }
 
-  private async writePiece(piece: Piece, data: Buffer): Promise<Buffer | null> {
+  /**
+   * What the read-back compares a piece with: image bytes not covered by a
+   * patch are compared with the image file itself and zero fills with zeros,
+   * so neither is hashed; anything else (patched bytes, a source that cannot
+   * be read again: a decompressed stream, a container) by its sha256.
+   */
+  private expectation(piece: Piece): 'image' | 'zeros' | null {
+    if (piece.kind === 'zeros') return 'zeros';
+    if (piece.kind !== 'image' || !this.imageStat) return null;
+    const end = piece.start + piece.length;
+    for (const patch of this.job.patches) if (patch.start < end && patch.start + patch.data.length > piece.start) return null;
+    return 'image';
+  }
+
+  /** Fails when the image file was modified since the restore began (compared against it, the target would follow it). */
+  private checkImageUnchanged(range: ByteRange): void {
+    if (!this.imageStat) return;
+    const now = fstatSync(this.job.imageFd!, { bigint: true });
+    const then = this.imageStat;
+    if (now.size !== then.size || now.mtimeNs !== then.mtimeNs || now.ctimeNs !== then.ctimeNs) {
+      throw new VerifyError(`the image changed while it was being restored (its size or modification time changed; bytes ${range.start}..${rangeEnd(range)} read back differently)`, range);
+    }
+  }
+
+  private async writePiece(piece: Piece, data: Buffer): Promise<VerifyItem['expect'] | null> {
     const { handle, knownZero } = this.job.target;
     const runs = knownZero ? nonZeroRuns(data, piece.start) : [{ start: piece.start, length: piece.length }];
     const writing = (async () => {
       for (const run of runs) await writeFully(handle, data.subarray(run.start - piece.start, rangeEnd(run) - piece.start), run.start);
     })();
-    // Hash while the write is in flight (it only reads the buffer).
-    const digest = this.job.verify ? createHash('sha256').update(data).digest() : null;
+    // Hash while the write is in flight (it only reads the buffer), when there is nothing to compare with.
+    const expect = this.job.verify ? (this.expectation(piece) ?? createHash('sha256').update(data).digest()) : null;
     await writing;
     this.written += totalLength(runs);
     this.processed += piece.length;
     this.reached = Math.max(this.reached, piece.start + piece.length);
     await testHooks.afterWrite?.(this.job.target.path, { start: piece.start, length: piece.length });
-    return digest;
+    return expect;
   }
 
   private async verifyBatch(items: Written[]): Promise<void> {
     const verifier = this.verifier!;
-    const toCheck = items.map((w) => ({ start: w.piece.start, length: w.piece.length, digest: w.digest! }));
+    const toCheck = items.map((w) => ({ start: w.piece.start, length: w.piece.length, expect: w.expect! }));
     const { mismatches } = await verifier.check(toCheck, (bytes) => {
       this.verified += bytes;
       this.report('verify');
     });
     if (!mismatches.length) return;
-    // Retry once: write each differing piece again, sync, read it back again.
+    // Retry once: write each differing piece again, sync, read it back again
+    // (against the sha256 of what is rewritten).
     const again: Written[] = mismatches.map((i) => items[i]);
+    const digests: Buffer[] = [];
     for (const item of again) {
       const { piece } = item;
       this.retries.push({ start: piece.start, length: piece.length });
+      // Compared with the image itself, a difference may also mean the image changed.
+      if (item.expect === 'image') this.checkImageUnchanged(piece);
       const data = await this.produce(piece, false);
       const digest = createHash('sha256').update(data).digest();
-      if (!digest.equals(item.digest!)) {
+      if (item.expect instanceof Uint8Array && !digest.equals(item.expect)) {
         throw new VerifyError(`the image changed while it was being restored (bytes ${piece.start}..${rangeEnd(piece)} read differently twice)`, piece);
       }
+      digests.push(digest);
       await writeFully(this.job.target.handle, data, piece.start);
       this.release(data);
     }
     await this.job.target.handle.datasync();
     await testHooks.beforeVerify?.(this.job.target.path, again.map((w) => ({ start: w.piece.start, length: w.piece.length })));
     const second = await verifier.check(
-      again.map((w) => ({ start: w.piece.start, length: w.piece.length, digest: w.digest! })),
+      again.map((w, i) => ({ start: w.piece.start, length: w.piece.length, expect: digests[i] })),
       (bytes) => {
         this.verified += bytes;
         this.report('verify');

@@ -7,6 +7,7 @@ import { constants } from 'node:fs';
 import { open, readFile, type FileHandle } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { oneLine } from '../parsers/errors.js';
+import { RawFileSource } from '../parsers/source/raw.js';
 import { relocateGpt, type TablePatch } from '../parsers/volumes/gpt-relocate.js';
 import type { Disk } from '../parsers/vfs/index.js';
 import { bmapCopyRanges, parseBmap } from './bmap.js';
@@ -150,6 +151,7 @@ export async function restoreImage(o: RestoreOptions): Promise<RestoreSummary> {
       header: headerArea(disk, fitted.copy),
       target: { path: o.target, handle, size: targetSize, knownZero },
       verify: o.verify !== false,
+      imageFd: !input.streamed && input.stats.isFile() && disk.source instanceof RawFileSource ? disk.source.fd : null,
       signal: o.signal,
       onProgress: (p) => emit({ type: 'progress', ...p }),
     });

@@ -5,8 +5,13 @@ import type { ReadBackMethod } from './readback.js';
 export interface VerifyItem {
   start: number;
   length: number;
-  /** sha256 of what was written there. */
-  digest: Uint8Array;
+  /**
+   * What the target must hold there: the sha256 of what was written; 'image':
+   * the image's bytes at the same offsets, read again from the image file
+   * (a plain raw file, so pieces map 1:1 to image offsets) and compared byte
+   * for byte; 'zeros': all zero.
+   */
+  expect: Uint8Array | 'image' | 'zeros';
 }
 
 export interface VerifyRequest {
@@ -36,8 +41,8 @@ class VerifyWorker {
   private readonly pending = new Map<number, Pending>();
   private failure: Error | null = null;
 
-  constructor(path: string, maxRead: number) {
-    this.worker = new Worker(new URL('./verify-worker.js', import.meta.url), { workerData: { path, maxRead } });
+  constructor(path: string, maxRead: number, imageFd: number | null) {
+    this.worker = new Worker(new URL('./verify-worker.js', import.meta.url), { workerData: { path, maxRead, imageFd } });
     this.worker.on('message', (m: VerifyReply | { id: number; progress: number }) => {
       const p = this.pending.get(m.id);
       if (!p) return;
@@ -79,15 +84,17 @@ class VerifyWorker {
 }
 
 /**
- * Reads batches back on two threads, each taking half of a batch: hashing
- * what is read back costs as much CPU as the writer's own hashing, and
- * with one thread the read-back trails the writing (measured on 2 cores).
+ * Reads batches back on two threads, each taking half of a batch: with one
+ * thread the read-back trails the writing (measured on 2 cores, when every
+ * piece was hashed; comparing with the image's bytes costs far less CPU).
+ * `imageFd`: the image file's descriptor (threads share the process's
+ * descriptors), for items that expect the image's own bytes.
  */
 export class Verifier {
   private readonly workers: VerifyWorker[];
 
-  constructor(path: string, maxRead: number, threads = 2) {
-    this.workers = Array.from({ length: threads }, () => new VerifyWorker(path, maxRead));
+  constructor(path: string, maxRead: number, imageFd: number | null, threads = 2) {
+    this.workers = Array.from({ length: threads }, () => new VerifyWorker(path, maxRead, imageFd));
   }
 
   get method(): ReadBackMethod | null {

@@ -56,6 +56,11 @@ export class RawFileSource implements ByteSource {
     }
   }
 
+  /** The open descriptor (null once closed): a restore's verify threads pread the image through it. */
+  get fd(): number | null {
+    return this.handle?.fd ?? null;
+  }
+
   async read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<number> {
     if (!this.handle) throw new ImageIOError(`${this.description}: read after close`);
     if (position >= this.size || length <= 0) return 0;

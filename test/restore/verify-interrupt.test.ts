@@ -46,6 +46,17 @@ describe('verification', () => {
     expect(r.stderr).toContain(`target bytes ${error.range.start}..${error.range.start + error.range.length}`);
   });
 
+  it('an image modified during the restore is caught: the read-back compares with the image file itself', () => {
+    const image = tmp.path('changing.img');
+    copyFileSync(junk.path, image);
+    const r = loopless(['restore', image, tmp.path('changing-target.img'), '--json'], {
+      fault: { LOOPLESS_TEST_FAULT: 'corrupt-once', LOOPLESS_TEST_FAULT_FILE: image },
+    });
+    expect(r.stderr).toMatch(/fault-hook: flipped byte/);
+    expect(r.status).toBe(8);
+    expect(r.stderr).toMatch(/the image changed while it was being restored/);
+  });
+
   it('without verification the same damage goes unnoticed (so it is the read-back that catches it)', () => {
     const target = tmp.path('unverified.img');
     const r = loopless(['restore', junk.path, target, '--no-verify', '--json'], { fault: { LOOPLESS_TEST_FAULT: 'corrupt-always' } });
