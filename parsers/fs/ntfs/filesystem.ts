@@ -9,7 +9,7 @@ import {
 import { CachedSource } from '../../source/cache.js';
 import { readExact } from '../../source/read.js';
 import type { ByteRange, ByteSource } from '../../source/types.js';
-import type { DirEntry, FileSystem, FsInfo } from '../types.js';
+import type { DirEntry, FilePiece, FileSystem, FsInfo } from '../types.js';
 import { extentsOf } from './attribute-list.js';
 import { isNtfsBootSector, parseBootSector, serialToUuid, type NtfsGeometry } from './boot.js';
 import { DirectoryIndex, IndexBlockCache, type IndexEntry } from './directory-index.js';
@@ -300,6 +300,17 @@ export class NtfsFileSystem implements FileSystem<NtfsNode> {
     if (node.unreadable) throw new UnsupportedError(`${what}: ${node.unreadable}`);
     if (!node.data) return 0;
     return node.data.read(this.source, buffer, offset, length, position);
+  }
+
+  async mapFile(node: NtfsNode, position: number, length: number): Promise<FilePiece[] | null> {
+    if (node.stat.type !== 'file') return null;
+    if (node.unreadable instanceof LooplessError) throw node.unreadable;
+    if (node.unreadable) throw new UnsupportedError(`MFT record ${node.record}: ${node.unreadable}`);
+    if (!Number.isSafeInteger(position) || position < 0 || !Number.isSafeInteger(length) || length < 0) {
+      throw new InvalidArgumentError(`read of MFT record ${node.record}: invalid range ${position}+${length}`);
+    }
+    if (!node.data) return [];
+    return node.data.map(position, length);
   }
 
   async readlink(node: NtfsNode): Promise<string> {

@@ -1,5 +1,6 @@
 import { CorruptError, UnsupportedError } from '../../errors.js';
 import type { ByteSource } from '../../source/types.js';
+import type { FilePiece } from '../types.js';
 import { decompressLznt1 } from './lznt1.js';
 import { AttrFlag, type Attribute, type NonResidentAttribute } from './record.js';
 import { decodeRunlist, findRun, type Run } from './runlist.js';
@@ -111,6 +112,42 @@ export class AttributeStream {
     else await this.readMapped(source, buffer, offset, position, initEnd);
     if (initEnd < end) buffer.fill(0, offset + (initEnd - position), offset + (end - position));
     return end - position;
+  }
+
+  /**
+   * Where stream bytes [position, position + length) lie on the volume, for
+   * synchronous reads straight from the page cache (FileSystem.mapFile):
+   * volume byte offsets, null for sparse runs and bytes past the valid data
+   * length. Null when the bytes are not stored plainly (resident, LZNT1).
+   */
+  map(position: number, length: number): FilePiece[] | null {
+    if (this.encrypted) throw new UnsupportedError(`${this.structure}: EFS-encrypted data cannot be read without the user's key`);
+    if (this.resident || this.compressed) return null;
+    const end = Math.min(this.size, position + length);
+    if (position < 0 || position >= end) return [];
+    const initEnd = Math.max(position, Math.min(end, this.initializedSize));
+    const runs = this.runlist();
+    const cs = this.clusterSize;
+    const out: FilePiece[] = [];
+    const push = (at: number | null, bytes: number) => {
+      const last = out.length ? out[out.length - 1] : null;
+      if (last && (at === null ? last.at === null : last.at !== null && last.at + last.length === at)) last.length += bytes;
+      else out.push({ at, length: bytes });
+    };
+    let pos = position;
+    let i = -1;
+    while (pos < initEnd) {
+      const vcn = Math.floor(pos / cs);
+      if (i < 0 || i >= runs.length || vcn < runs[i].vcn || vcn >= runs[i].vcn + runs[i].length) i = findRun(runs, vcn);
+      if (i < 0) throw new CorruptError(this.structure, this.physicalOffset(0) ?? 0, `byte ${pos} (VCN ${vcn}) is not mapped by the runlist`);
+      const run = runs[i];
+      const stop = Math.min((run.vcn + run.length) * cs, initEnd);
+      push(run.lcn === null ? null : run.lcn * cs + (pos - run.vcn * cs), stop - pos);
+      pos = stop;
+      i++;
+    }
+    if (initEnd < end) push(null, end - initEnd);
+    return out;
   }
 
   /** Read a whole (small, metadata) stream, refusing more than `limit` bytes. */

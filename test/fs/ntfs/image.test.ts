@@ -4,7 +4,7 @@
  * (names, types, sizes, sha256, mtimes to 100 ns, link targets, streams,
  * flags), and the Sleuth Kit (fls/icat) must agree on names and content.
  */
-import { appendFileSync, closeSync, linkSync, mkdirSync, openSync, rmdirSync, symlinkSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, linkSync, mkdirSync, openSync, readSync, rmdirSync, symlinkSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidArgumentError, UnsupportedError } from '../../../parsers/errors.js';
@@ -363,6 +363,41 @@ describe('NTFS image built by mkntfs + ntfs-3g', () => {
     const tail = Buffer.alloc(4096, 0xee);
     expect(await fs.read(extended, tail, 0, tail.length, 1024 * 1024)).toBe(4096);
     expect(tail.equals(Buffer.alloc(4096))).toBe(true);
+  });
+
+  it('maps plain files to volume offsets for synchronous reads: the same bytes as read(), null when compressed', async () => {
+    const fd = openSync(image, 'r');
+    try {
+      let mapped = 0;
+      for (const [path, e] of seen) {
+        if (e.node.stat.type !== 'file' || e.node.stat.size > 32 * 1024 * 1024) continue;
+        const size = e.node.stat.size;
+        const pieces = await fs.mapFile(e.node, 0, size);
+        if (pieces === null) {
+          // Only data not stored plainly: LZNT1-compressed or resident in the MFT record.
+          expect(e.node.data?.compressed || e.node.data?.isResident, path).toBe(true);
+          continue;
+        }
+        mapped++;
+        const viaMap = Buffer.alloc(size);
+        let at = 0;
+        for (const p of pieces) {
+          if (p.at !== null) readSync(fd, viaMap, at, p.length, p.at);
+          at += p.length;
+        }
+        expect(at, path).toBe(size);
+        const viaRead = Buffer.alloc(size);
+        await fs.read(e.node, viaRead, 0, size, 0);
+        expect(viaMap.equals(viaRead), path).toBe(true);
+      }
+      expect(mapped).toBeGreaterThan(10);
+      // Past the initialized size the pieces are holes (zeros), not the clusters behind them.
+      const extended = seen.get('/extended.bin')!.node;
+      const tail = await fs.mapFile(extended, 1024 * 1024, 4096);
+      expect(tail).toEqual([{ at: null, length: 4096 }]);
+    } finally {
+      closeSync(fd);
+    }
   });
 
   it('lists and reads alternate data streams', async () => {
