@@ -108,6 +108,20 @@ function announce(info: { mountpoint: string; source: string; pid: number; log: 
 async function serve(source: string, kind: 'image' | 'folder', mountpoint: string, opts: MountOptions): Promise<void> {
   const background = opts.readyFd !== undefined;
   const log = mountLogger(background);
+  // Signals are caught before the mount exists: the mount shows in /proc/mounts
+  // before mountTree() returns, and a signal in that window would otherwise
+  // reach libfuse's own handlers, which stop serving but leave the mount in place
+  // (seen as a test timing out under load). One that comes early unmounts as
+  // soon as there is a mount.
+  let stopRequested: string | null = null;
+  let stop = (signal: string) => {
+    stopRequested ??= signal;
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  // A closed terminal ends a foreground mount; a background one has no terminal.
+  if (background) process.on('SIGHUP', () => {});
+  else process.on('SIGHUP', () => stop('SIGHUP'));
   const tree: MountTree = kind === 'folder' ? await CatalogTree.open(source, log) : await ImageTree.open(source, log);
   let active;
   try {
@@ -116,15 +130,12 @@ async function serve(source: string, kind: 'image' | 'folder', mountpoint: strin
     await tree.close();
     throw e;
   }
-  const stop = (signal: string) => {
+  const mounted = active;
+  stop = (signal: string) => {
     log(`${signal}: unmounting ${mountpoint}`);
-    active.unmount().catch((e: unknown) => log(`cannot unmount ${mountpoint}: ${e instanceof Error ? e.message : String(e)}`));
+    mounted.unmount().catch((e: unknown) => log(`cannot unmount ${mountpoint}: ${e instanceof Error ? e.message : String(e)}`));
   };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  // A closed terminal ends a foreground mount; a background one has no terminal.
-  if (background) process.on('SIGHUP', () => {});
-  else process.on('SIGHUP', () => stop('SIGHUP'));
+  if (stopRequested) stop(stopRequested);
 
   if (background) {
     log(`mounted ${source} on ${mountpoint}`);
