@@ -126,27 +126,38 @@ export class AttributeStream {
     const end = Math.min(this.size, position + length);
     if (position < 0 || position >= end) return [];
     const initEnd = Math.max(position, Math.min(end, this.initializedSize));
+    const out = this.pieces(position, initEnd);
+    if (initEnd < end) {
+      const last = out[out.length - 1];
+      if (last && last.at === null) last.length += end - initEnd;
+      else out.push({ at: null, length: end - initEnd });
+    }
+    return out;
+  }
+
+  /**
+   * Volume locations of stream bytes [start, end) of uncompressed data: runs
+   * that continue on disk merge into one piece, sparse runs are null.
+   */
+  private pieces(start: number, end: number): FilePiece[] {
     const runs = this.runlist();
     const cs = this.clusterSize;
     const out: FilePiece[] = [];
-    const push = (at: number | null, bytes: number) => {
-      const last = out.length ? out[out.length - 1] : null;
-      if (last && (at === null ? last.at === null : last.at !== null && last.at + last.length === at)) last.length += bytes;
-      else out.push({ at, length: bytes });
-    };
-    let pos = position;
+    let pos = start;
     let i = -1;
-    while (pos < initEnd) {
+    while (pos < end) {
       const vcn = Math.floor(pos / cs);
       if (i < 0 || i >= runs.length || vcn < runs[i].vcn || vcn >= runs[i].vcn + runs[i].length) i = findRun(runs, vcn);
       if (i < 0) throw new CorruptError(this.structure, this.physicalOffset(0) ?? 0, `byte ${pos} (VCN ${vcn}) is not mapped by the runlist`);
       const run = runs[i];
-      const stop = Math.min((run.vcn + run.length) * cs, initEnd);
-      push(run.lcn === null ? null : run.lcn * cs + (pos - run.vcn * cs), stop - pos);
+      const stop = Math.min((run.vcn + run.length) * cs, end);
+      const at = run.lcn === null ? null : run.lcn * cs + (pos - run.vcn * cs);
+      const last = out.length ? out[out.length - 1] : null;
+      if (last && (at === null ? last.at === null : last.at !== null && last.at + last.length === at)) last.length += stop - pos;
+      else out.push({ at, length: stop - pos });
       pos = stop;
       i++;
     }
-    if (initEnd < end) push(null, end - initEnd);
     return out;
   }
 
@@ -160,36 +171,14 @@ export class AttributeStream {
 
   /** Uncompressed mapping: sparse runs read as zeros, contiguous runs coalesce into one source read. */
   private async readMapped(source: ByteSource, buffer: Uint8Array, offset: number, start: number, end: number): Promise<void> {
-    const runs = this.runlist();
-    const cs = this.clusterSize;
-    let pos = start;
-    let i = -1;
-    while (pos < end) {
-      const vcn = Math.floor(pos / cs);
-      if (i < 0 || i >= runs.length || vcn < runs[i].vcn || vcn >= runs[i].vcn + runs[i].length) i = findRun(runs, vcn);
-      if (i < 0) throw new CorruptError(this.structure, this.physicalOffset(0) ?? 0, `byte ${pos} (VCN ${vcn}) is not mapped by the runlist`);
-      let run = runs[i];
-      let runEnd = (run.vcn + run.length) * cs;
-      if (run.lcn === null) {
-        const stop = Math.min(runEnd, end);
-        buffer.fill(0, offset + (pos - start), offset + (stop - start));
-        pos = stop;
-        i++;
-        continue;
+    let at = offset;
+    for (const piece of this.pieces(start, end)) {
+      if (piece.at === null) buffer.fill(0, at, at + piece.length);
+      else {
+        const got = await source.read(buffer, at, piece.length, piece.at);
+        if (got !== piece.length) throw new CorruptError(this.structure, piece.at + got, `volume ends inside the data (read ${got} of ${piece.length} bytes; truncated image?)`);
       }
-      const physical = run.lcn * cs + (pos - run.vcn * cs);
-      // Extend over following runs that continue on disk right after this one.
-      while (runEnd < end && i + 1 < runs.length && runs[i + 1].lcn !== null && runs[i + 1].lcn === run.lcn! + run.length && runs[i + 1].vcn === run.vcn + run.length) {
-        i++;
-        run = runs[i];
-        runEnd = (run.vcn + run.length) * cs;
-      }
-      const stop = Math.min(runEnd, end);
-      const want = stop - pos;
-      const got = await source.read(buffer, offset + (pos - start), want, physical);
-      if (got !== want) throw new CorruptError(this.structure, physical + got, `volume ends inside the data (read ${got} of ${want} bytes; truncated image?)`);
-      pos = stop;
-      i++;
+      at += piece.length;
     }
   }
 

@@ -5,7 +5,7 @@ import type { ContainerFormat, OpenContext } from '../open.js';
 import { readExact, readZeroPadded } from '../read.js';
 import type { ByteRange, ByteSource } from '../types.js';
 import { ChunkedSource, type ChunkIndex } from './chunked.js';
-import { IndexWriter, cacheDirectory, indexKey, loadIndex } from './index-cache.js';
+import { type IndexWriter, cacheDirectory, indexKey, loadOrBuildIndex } from './index-cache.js';
 import { Progress, ZeroMap } from './progress.js';
 
 
@@ -238,20 +238,7 @@ export async function openGzip(inner: ByteSource, path: string, context: OpenCon
   pako ??= await import('pako');
   const dir = cacheDirectory(context);
   const key = await indexKey('gzip', inner, path);
-  let cached = await loadIndex(dir, key, isHeader);
-  let how = 'cached index';
-  if (!cached) {
-    const writer = await IndexWriter.create(dir, key);
-    try {
-      const header = await buildIndex(inner, context, writer);
-      const done = await writer.finish(header);
-      cached = { header, blobs: done.blobs, path: done.path };
-      how = done.persistent ? 'index built' : 'index built (cache not writable)';
-    } catch (e) {
-      await writer.abort();
-      throw e;
-    }
-  }
+  const { cached, how } = await loadOrBuildIndex(dir, key, isHeader, (writer) => buildIndex(inner, context, writer));
   const chunks = new GzipChunks(inner, cached.header, cached.blobs);
   return new ChunkedSource(inner, chunks, `gzip-compressed image, ${chunks.count} checkpoints, ${how} (${inner.description})`);
 }

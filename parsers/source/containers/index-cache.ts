@@ -133,3 +133,27 @@ export class IndexWriter {
     await unlink(this.tempPath).catch(() => {});
   }
 }
+
+/**
+ * The cached index under `key` when there is a valid one, else one built now
+ * by `build` (which writes its blobs through the writer and returns the
+ * header) and cached; `how` says which, for the source's description.
+ */
+export async function loadOrBuildIndex<H>(
+  dir: string,
+  key: string,
+  validate: (header: unknown) => header is H,
+  build: (writer: IndexWriter) => Promise<H>,
+): Promise<{ cached: CachedIndex<H>; how: string }> {
+  const cached = await loadIndex(dir, key, validate);
+  if (cached) return { cached, how: 'cached index' };
+  const writer = await IndexWriter.create(dir, key);
+  try {
+    const header = await build(writer);
+    const done = await writer.finish(header);
+    return { cached: { header, blobs: done.blobs, path: done.path }, how: done.persistent ? 'index built' : 'index built (cache not writable)' };
+  } catch (e) {
+    await writer.abort();
+    throw e;
+  }
+}

@@ -6,7 +6,7 @@ import { readExact, readZeroPadded } from '../read.js';
 import type { ByteRange, ByteSource } from '../types.js';
 import type { ChunkIndex } from './chunked.js';
 import { Crc64 } from './crc64.js';
-import { IndexWriter, cacheDirectory, indexKey, loadIndex } from './index-cache.js';
+import { type IndexWriter, cacheDirectory, indexKey, loadOrBuildIndex } from './index-cache.js';
 import { Lzma2Decoder, PROBS_SIZE, lzma2DictSize, parseChunkHeader, type Lzma2State } from './lzma2.js';
 import { Progress, ZeroMap } from './progress.js';
 
@@ -402,24 +402,9 @@ export async function openXzCheckpoints(inner: ByteSource, path: string, context
   }
   const dir = cacheDirectory(context);
   const key = await indexKey('xz', inner, path);
-  let cached = await loadIndex(dir, key, isHeader);
-  if (cached && (cached.header.size !== block.uncompressed || cached.header.ringSize !== ringSize)) {
-    await cached.blobs.close();
-    cached = null;
-  }
-  let how = 'cached index';
   const dec = new Lzma2Decoder(ringSize);
-  if (!cached) {
-    const writer = await IndexWriter.create(dir, key);
-    try {
-      const header = await buildIndex(inner, block, dataAt, dictSize, dec, context, writer);
-      const done = await writer.finish(header);
-      cached = { header, blobs: done.blobs, path: done.path };
-      how = done.persistent ? 'index built' : 'index built (cache not writable)';
-    } catch (e) {
-      await writer.abort();
-      throw e;
-    }
-  }
+  // An index for another block size or dictionary is stale: rebuilt.
+  const fits = (h: unknown): h is XzIndexHeader => isHeader(h) && h.size === block.uncompressed && h.ringSize === ringSize;
+  const { cached, how } = await loadOrBuildIndex(dir, key, fits, (writer) => buildIndex(inner, block, dataAt, dictSize, dec, context, writer));
   return { chunks: new XzCheckpointChunks(inner, cached.header, cached.blobs, dec), how };
 }
