@@ -1,23 +1,12 @@
 /**
- * Page-aligned buffers for O_DIRECT reads. Node offers no way to ask for an
- * aligned Buffer, and Buffer.alloc's memory comes from malloc (16-byte
- * aligned: O_DIRECT refuses it with EINVAL). A WebAssembly.Memory is mapped
- * by V8 straight from the OS page allocator, so its first byte sits on a page
- * boundary, and any 4096-multiple offset inside it is aligned for any
- * logical block size a disk uses (512 or 4096).
+ * Alignment for O_DIRECT on the restore target: offsets, lengths and buffer
+ * addresses must be multiples of the logical block size (512 or 4096 on the
+ * disks in use; 4096 suits both). The buffers themselves come from
+ * parsers/source/aligned.ts (wasm memory, mapped on a page boundary).
  */
-
-// The project compiles without the DOM/WebAssembly lib typings; this is the one API used.
-declare const WebAssembly: { Memory: new (descriptor: { initial: number; maximum?: number }) => { buffer: ArrayBuffer } };
+export { alignedBuffer, isPageAligned } from '../parsers/source/aligned.js';
 
 export const DIRECT_ALIGN = 4096;
-const WASM_PAGE = 64 * 1024;
-
-export function alignedBuffer(size: number): Buffer {
-  const pages = Math.ceil(size / WASM_PAGE);
-  const memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
-  return Buffer.from(memory.buffer, 0, size);
-}
 
 export function alignDown(n: number, align = DIRECT_ALIGN): number {
   return Math.floor(n / align) * align;

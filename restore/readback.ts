@@ -2,7 +2,7 @@
  * Reads the target back for verification, bypassing the page cache so what
  * is compared is what reached the device, not the copy the kernel still holds
  * in memory. O_DIRECT with page-aligned buffers (see aligned.ts) when the
- * target accepts it; otherwise (tmpfs, some FUSE filesystems) the cached pages
+ * target accepts it; otherwise (ramfs, some FUSE filesystems) the cached pages
  * are dropped first with posix_fadvise(DONTNEED), which Node cannot call but
  * GNU dd does for `iflag=nocache count=0`, and the read is a normal one.
  *

@@ -64,6 +64,8 @@ export interface RestoreSummary {
   skipped: number;
   /** Bytes actually written to the target (zero runs are not written to a target that reads zeros). */
   written: number;
+  /** Of those, bytes written with O_DIRECT, past the page cache (the rest: unaligned pieces, or a target that refuses O_DIRECT). */
+  writtenDirect: number;
   /** Bytes read back and compared. */
   verified: number;
   readBack: string | null;
@@ -102,6 +104,7 @@ export async function restoreImage(o: RestoreOptions): Promise<RestoreSummary> {
   });
   const { disk } = input;
   let handle: FileHandle | null = null;
+  let direct: FileHandle | null = null;
   try {
     const imageSize = disk.size;
     if (bmap && bmap.imageSize !== imageSize) {
@@ -132,6 +135,7 @@ export async function restoreImage(o: RestoreOptions): Promise<RestoreSummary> {
     }
 
     handle = await openTarget(target, targetSize);
+    direct = await openDirect(o.target);
     let knownZero = target.kind === 'new-file' || growsFile;
     let zeroUnused: RestoreSummary['zeroUnused'] = 'none';
     let zeroFill: ByteRange[] = [];
@@ -149,12 +153,14 @@ export async function restoreImage(o: RestoreOptions): Promise<RestoreSummary> {
       patches: fitted.patches,
       zeroFill,
       header: headerArea(disk, fitted.copy),
-      target: { path: o.target, handle, size: targetSize, knownZero },
+      target: { path: o.target, handle, direct, size: targetSize, knownZero },
       verify: o.verify !== false,
       imageFd: !input.streamed && input.stats.isFile() && disk.source instanceof RawFileSource ? disk.source.fd : null,
       signal: o.signal,
       onProgress: (p) => emit({ type: 'progress', ...p }),
     });
+    await direct?.close();
+    direct = null;
     await handle.close();
     handle = null;
     if (result.completed && target.kind === 'block' && !target.device?.isPartition) await rereadPartitions(o.target, warn);
@@ -172,6 +178,7 @@ export async function restoreImage(o: RestoreOptions): Promise<RestoreSummary> {
       copied: plan.copied,
       skipped: imageSize - plan.copied,
       written: result.written,
+      writtenDirect: result.writtenDirect,
       verified: result.verified,
       readBack: result.readBack ? READ_BACK_DESCRIPTION[result.readBack] : null,
       retries: result.retries,
@@ -194,6 +201,7 @@ export async function restoreImage(o: RestoreOptions): Promise<RestoreSummary> {
     }
     return summary;
   } finally {
+    await direct?.close().catch(() => {});
     await handle?.close().catch(() => {});
     await disk.close();
   }
@@ -284,6 +292,21 @@ async function openTarget(target: Target, size: number): Promise<FileHandle> {
   const handle = await open(target.path, target.kind === 'new-file' ? 'wx' : 'r+', 0o644);
   if (target.kind === 'new-file' || target.size === 0) await handle.truncate(size);
   return handle;
+}
+
+/**
+ * The target opened a second time, with O_DIRECT, for the engine's aligned
+ * writes; null where the filesystem refuses it (ramfs: EINVAL). Opened
+ * after openTarget: a block device is then already claimed with O_EXCL by
+ * this process, and this open (without O_EXCL) shares it.
+ */
+async function openDirect(path: string): Promise<FileHandle | null> {
+  try {
+    return await open(path, constants.O_WRONLY | constants.O_DIRECT);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EINVAL') return null;
+    throw e;
+  }
 }
 
 /**

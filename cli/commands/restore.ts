@@ -176,7 +176,7 @@ function renderSummary(s: RestoreSummary): string {
   const lines = [
     `${s.status === 'ok' ? 'Restored' : 'Interrupted restoring'} ${s.image} to ${s.target} in ${s.seconds.toFixed(1)} s`,
     `  copied     ${humanSize(s.copied)} of ${humanSize(s.imageSize)} (${humanSize(s.skipped)} unallocated, skipped; ${s.basis === 'bmap' ? 'from the block map' : 'from the allocation bitmaps'})`,
-    `  written    ${humanSize(s.written)} at ${humanSize(s.writeRate)}/s${s.written < s.copied ? ' (zero runs left as holes)' : ''}`,
+    `  written    ${humanSize(s.written)} at ${humanSize(s.writeRate)}/s${s.written < s.copied ? ' (zero runs left as holes)' : ''}${s.written > 0 && s.writtenDirect === 0 ? ', through the page cache (the target refuses O_DIRECT)' : ''}`,
     `  verified   ${s.readBack ? `${humanSize(s.verified)}, ${s.readBack}` : 'no (--no-verify)'}${s.retries.length ? `; ${s.retries.length} range(s) rewritten after a mismatch` : ''}`,
     `  throughput ${humanSize(s.throughput)}/s of image`,
   ];

@@ -19,6 +19,8 @@ interface WasmMemoryConstructor {
 }
 const WasmMemory = (globalThis as { WebAssembly?: { Memory: WasmMemoryConstructor } }).WebAssembly?.Memory;
 const ALIGN = 4096;
+/** The wasm memories buffers were carved from (a Buffer.allocUnsafe fallback is not among them). */
+const pageAlignedMemories = new WeakSet<ArrayBuffer>();
 
 /**
  * A buffer of `size` bytes starting on a page boundary (contents undefined).
@@ -45,8 +47,17 @@ export function alignedBuffers(size: number, count: number): Buffer[] {
     for (let i = 0; i < count; i++) out.push(Buffer.allocUnsafe(size));
     return out;
   }
+  pageAlignedMemories.add(memory.buffer);
   for (let i = 0; i < count; i++) out.push(Buffer.from(memory.buffer, i * stride, size));
   return out;
+}
+
+/**
+ * True when `buffer` starts on a page boundary: a view at a multiple of 4 KiB
+ * into memory from alignedBuffers(). O_DIRECT needs that (or EINVAL).
+ */
+export function isPageAligned(buffer: Uint8Array): boolean {
+  return buffer.byteOffset % ALIGN === 0 && pageAlignedMemories.has(buffer.buffer as ArrayBuffer);
 }
 
 /**

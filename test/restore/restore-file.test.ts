@@ -99,6 +99,47 @@ function junkFilled(path: string): boolean {
   return junkBlocks.every((b) => !bytesOf(path, b.start, b.length).equals(Buffer.alloc(b.length)));
 }
 
+describe('writing past the page cache', () => {
+  /** Bytes of `path` resident in the page cache (util-linux fincore). */
+  const cachedBytes = (path: string) => Number(run('fincore', ['--bytes', '--noheadings', '--output', 'RES', path]).trim());
+
+  it('writes a file target with O_DIRECT: the written data does not stay in the page cache', async () => {
+    const source = join(samples, 'gpt.img');
+    const target = tmp.path('direct-gpt.img');
+    const r = loopless(['restore', source, target, '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    const summary = jsonLines(r.stdout).at(-1)!;
+    expect(summary.written).toBeGreaterThan(8 * MiB);
+    // All but the odd unaligned piece and the header (written last, through the cache).
+    expect(summary.writtenDirect).toBeGreaterThan(summary.written * 0.9);
+    expect(cachedBytes(target)).toBeLessThan(summary.written / 4);
+    await expectSameDisk(source, target);
+  });
+
+  // ramfs has no direct I/O at all (open with O_DIRECT: EINVAL); tmpfs has accepted it since Linux 6.6.
+  it.runIf(isRoot)('falls back to the page cache on a target that refuses O_DIRECT (ramfs), and says so', async () => {
+    const source = join(samples, 'mbr.img');
+    const dir = tmp.path('ramfs');
+    mkdirSync(dir);
+    run('mount', ['-t', 'ramfs', 'ramfs', dir]);
+    try {
+      const target = join(dir, 'restored.img');
+      const json = loopless(['restore', source, target, '--json']);
+      expect(json.status, json.stderr).toBe(0);
+      const summary = jsonLines(json.stdout).at(-1)!;
+      expect(summary.written).toBeGreaterThan(MiB);
+      expect(summary.writtenDirect).toBe(0);
+      expect(summary.readBack).toMatch(/dropping the page cache/);
+      await expectSameDisk(source, target);
+      const human = loopless(['restore', source, join(dir, 'again.img')]);
+      expect(human.status, human.stderr).toBe(0);
+      expect(human.stdout).toMatch(/through the page cache \(the target refuses O_DIRECT\)/);
+    } finally {
+      run('umount', [dir]);
+    }
+  });
+});
+
 describe('restore writes only what is in use', () => {
   it('skips the freed blocks, copies the boot gap and the unformatted partition, and the ext4 volume checks clean', async () => {
     expect(junkFilled(disk), 'the source holds the deleted data').toBe(true);
