@@ -9,9 +9,12 @@
 export const MAX_REQUEST = 128 * 1024;
 
 /**
- * Readahead lets the kernel keep several 128 KiB reads in flight on
- * libfuse's worker threads. Measured here on a 1 GiB file read cold:
- * 1.5–1.7 s with 1 MiB against 2.0–2.1 s with the 128 KiB default.
+ * An upper bound only: libfuse 2 takes the smaller of this and what the
+ * kernel offers (its 128 KiB default; /sys/class/bdi/<mount>/read_ahead_kb
+ * reads 128 on a mount). A program reading 1 MiB at a time still has 8
+ * requests in flight. Raising read_ahead_kb by hand to 4-16 MiB made a cold
+ * 512 MiB read slower here (0.55-0.8 s against 0.3 s): more libfuse threads
+ * contend for 2 cores.
  */
 const READAHEAD = 1024 * 1024;
 

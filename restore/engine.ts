@@ -98,7 +98,14 @@ export interface EngineResult {
  * write (measured: a 1 MiB copy loop runs ~1.7x faster than a 4 MiB one).
  */
 export const PIECE = 1024 * 1024;
-/** Bytes written between two syncs; each batch is read back while the next is written. */
+/**
+ * Bytes written between two syncs; each batch is read back while the next is
+ * written. Measured with O_DIRECT writes (4 GiB image 10% used): 16, 64 and
+ * 256 MiB batches took the same time within noise; the disk's read and write
+ * bandwidth is shared, so the read-back costs what it reads whatever the batch.
+ * Pieces are written one at a time: 4 in flight measured the same here
+ * (1.6-2.1 s for 4 GiB either way, the disk's own speed).
+ */
 const BATCH = 256 * 1024 * 1024;
 /** Granularity of zero detection on a target that already reads zeros. */
 const ZERO_WINDOW = 64 * 1024;
