@@ -1,9 +1,9 @@
 import { CorruptError, InvalidArgumentError, IsADirectoryError, NotADirectoryError } from '../../errors.js';
 import { CachedSource } from '../../source/cache.js';
 import type { ByteRange, ByteSource } from '../../source/types.js';
-import type { DirEntry, FileSystem, FsInfo, FsNode, Stat } from '../types.js';
+import type { DirEntry, FilePiece, FileSystem, FsInfo, FsNode, Stat } from '../types.js';
 import { formatSerial } from '../fat/bpb.js';
-import { ClusterRuns, clusterOffset, readRuns, type ChainOwner, type ClusterHeap } from '../fat/cluster-runs.js';
+import { ClusterRuns, clusterOffset, mapRuns, readRuns, type ChainOwner, type ClusterHeap } from '../fat/cluster-runs.js';
 import { readDirectoryRuns, type DirectoryBytes } from '../fat/directory-bytes.js';
 import { DirectoryIndex } from '../fat/directory-index.js';
 import { DOS_EPOCH_NS, dosTimestampNs } from '../fat/dos-time.js';
@@ -125,6 +125,17 @@ export class ExfatFileSystem implements FileSystem<ExfatNode> {
     }
     if (fromDisk < want) buffer.fill(0, offset + fromDisk, offset + want);
     return want;
+  }
+
+  /** Bytes past the valid data length read as zeros: a piece with no place on disk. */
+  async mapFile(node: ExfatNode, position: number, length: number): Promise<FilePiece[] | null> {
+    if (node.stat.type !== 'file') return null;
+    const want = Math.min(length, node.dataLength - position);
+    if (want <= 0) return [];
+    const fromDisk = position < node.validDataLength ? Math.min(want, node.validDataLength - position) : 0;
+    const pieces: FilePiece[] = fromDisk > 0 ? mapRuns(this.heap, await this.fileRuns(node), fromDisk, position, this.owner(node)) : [];
+    if (fromDisk < want) pieces.push({ at: null, length: want - fromDisk });
+    return pieces;
   }
 
   async readlink(node: ExfatNode): Promise<string> {

@@ -1,5 +1,9 @@
 import { CorruptError } from '../../errors.js';
 import type { ByteSource } from '../../source/types.js';
+import type { FilePiece } from '../types.js';
+
+/** A piece of file data that is on disk (FAT has no holes). */
+type StoredPiece = FilePiece & { at: number };
 
 /**
  * Where a file's clusters lie, as runs of physically consecutive clusters in
@@ -111,23 +115,14 @@ export function clusterOffset(heap: ClusterHeap, cluster: number): number {
 }
 
 /**
- * Read bytes [position, position + length) of a file laid out in `runs` into
- * buffer[offset..]. Each run of physically consecutive clusters becomes ONE
- * source read, so a contiguous file read in 4 MiB requests reaches the source
- * as 4 MiB reads. Bytes past the runs are an error: the chain is shorter than
- * the size says (the caller has clamped `length` to the file size).
+ * Bytes [position, position + length) of a file laid out in `runs`, as pieces
+ * of the volume: one per run of physically consecutive clusters. Bytes past
+ * the runs are an error: the chain is shorter than the size says (the caller
+ * has clamped `length` to the file size).
  */
-export async function readRuns(
-  source: ByteSource,
-  heap: ClusterHeap,
-  runs: ClusterRuns,
-  buffer: Uint8Array,
-  offset: number,
-  length: number,
-  position: number,
-  owner: ChainOwner,
-): Promise<number> {
+export function mapRuns(heap: ClusterHeap, runs: ClusterRuns, length: number, position: number, owner: ChainOwner): StoredPiece[] {
   const cs = heap.clusterSize;
+  const pieces: StoredPiece[] = [];
   let done = 0;
   while (done < length) {
     const pos = position + done;
@@ -141,12 +136,34 @@ export async function readRuns(
       );
     }
     const run = runs.run(i);
-    const runEndByte = (run.fileIndex + run.count) * cs;
-    const n = Math.min(length - done, runEndByte - pos);
-    const physical = clusterOffset(heap, run.first) + (pos - run.fileIndex * cs);
-    const got = await source.read(buffer, offset + done, n, physical);
+    const n = Math.min(length - done, (run.fileIndex + run.count) * cs - pos);
+    pieces.push({ at: clusterOffset(heap, run.first) + (pos - run.fileIndex * cs), length: n });
+    done += n;
+  }
+  return pieces;
+}
+
+/**
+ * Read bytes [position, position + length) of a file laid out in `runs` into
+ * buffer[offset..]. Each run of physically consecutive clusters becomes ONE
+ * source read, so a contiguous file read in 4 MiB requests reaches the source
+ * as 4 MiB reads.
+ */
+export async function readRuns(
+  source: ByteSource,
+  heap: ClusterHeap,
+  runs: ClusterRuns,
+  buffer: Uint8Array,
+  offset: number,
+  length: number,
+  position: number,
+  owner: ChainOwner,
+): Promise<number> {
+  let done = 0;
+  for (const { at, length: n } of mapRuns(heap, runs, length, position, owner)) {
+    const got = await source.read(buffer, offset + done, n, at);
     if (got !== n) {
-      throw new CorruptError('cluster heap', physical + got, `${owner.name}: the volume ends inside the file's data (truncated image?)`);
+      throw new CorruptError('cluster heap', at + got, `${owner.name}: the volume ends inside the file's data (truncated image?)`);
     }
     done += n;
   }

@@ -2,9 +2,9 @@ import { CorruptError, InvalidArgumentError, IsADirectoryError, NotADirectoryErr
 import { CachedSource } from '../../source/cache.js';
 import { readExact } from '../../source/read.js';
 import type { ByteRange, ByteSource } from '../../source/types.js';
-import type { DirEntry, FileSystem, FsInfo, FsNode, Stat } from '../types.js';
+import type { DirEntry, FilePiece, FileSystem, FsInfo, FsNode, Stat } from '../types.js';
 import { formatSerial, parseBpb, type FatGeometry } from './bpb.js';
-import { clusterOffset, readRuns, type ChainOwner, type ClusterHeap, type ClusterRuns } from './cluster-runs.js';
+import { clusterOffset, mapRuns, readRuns, type ChainOwner, type ClusterHeap, type ClusterRuns } from './cluster-runs.js';
 import { parseFatDirectory, type FatDirRecord } from './dir-entries.js';
 import { readDirectoryRuns, type DirectoryBytes } from './directory-bytes.js';
 import { ATTR_DIRECTORY, entryStat, rootDirectoryStat } from './entry-stat.js';
@@ -114,6 +114,13 @@ export class FatFileSystem implements FileSystem<FatNode> {
     const want = Math.min(length, size - position);
     const runs = await this.fileRuns(node);
     return readRuns(this.volume, this.heap, runs, buffer, offset, want, position, this.owner(node));
+  }
+
+  async mapFile(node: FatNode, position: number, length: number): Promise<FilePiece[] | null> {
+    if (node.stat.type !== 'file') return null;
+    const want = Math.min(length, node.stat.size - position);
+    if (want <= 0) return [];
+    return mapRuns(this.heap, await this.fileRuns(node), want, position, this.owner(node));
   }
 
   async readlink(node: FatNode): Promise<string> {

@@ -331,6 +331,12 @@ describe('exFAT files with ValidDataLength below DataLength', () => {
       expect(await o.fs.read(node, straddle, 0, 100, 12300)).toBe(100);
       expect(straddle.subarray(0, 45).equals(payload.subarray(12300, 12345))).toBe(true);
       expect(straddle.subarray(45).every((b) => b === 0)).toBe(true);
+      // Mapped for synchronous reads, the unwritten tail is a hole, not the clusters behind it.
+      const pieces = await o.fs.mapFile!(node, 12000, 1000);
+      expect(pieces).toHaveLength(2);
+      expect(pieces![0].at).not.toBeNull();
+      expect(pieces![0].length).toBe(345);
+      expect(pieces![1]).toEqual({ at: null, length: 655 });
     } finally {
       await closeImage(o);
     }

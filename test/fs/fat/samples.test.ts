@@ -32,13 +32,14 @@ describe.each(targets)('%s.img volume %s', (imageName, volumeName) => {
   const prefix = `/${volumeName}`;
   const expected = manifest.entries.filter((e) => e.path.startsWith(`${prefix}/`));
   let raw: RawFileSource;
+  let slice: SliceSource;
   let fs: FileSystem;
   let type: string | null;
   const seen = new Map<string, FsNode>();
 
   beforeAll(async () => {
     raw = await RawFileSource.open(join(samples, manifest.image));
-    const slice = new SliceSource(raw, volume.start, volume.size, volumeName);
+    slice = new SliceSource(raw, volume.start, volume.size, volumeName);
     const det = await detectFileSystem(slice);
     type = det.type;
     fs = await det.driver!.open(slice);
@@ -106,6 +107,40 @@ describe.each(targets)('%s.img volume %s', (imageName, volumeName) => {
       const table = new FatTable(slice, { bits: g.type === 'fat12' ? 12 : g.type === 'fat16' ? 16 : 32, exfat: false, offset: g.activeFatOffset, clusterCount: g.clusterCount });
       const runs = await table.chain(node.firstCluster, Math.ceil(node.stat.size / g.clusterSize), { name: 'x', structure: 'x', entryOffset: 0 });
       expect(runs.length).toBeGreaterThan(1);
+    }
+  });
+
+  it('maps every file to the volume bytes read() gives (the synchronous read path)', async () => {
+    let mapped = 0;
+    for (const [path, node] of seen) {
+      if (node.stat.type !== 'file') {
+        expect(await fs.mapFile!(node, 0, 1), path).toBeNull();
+        continue;
+      }
+      const size = node.stat.size;
+      const pieces = (await fs.mapFile!(node, 0, size))!;
+      expect(pieces, path).not.toBeNull();
+      const viaMap = Buffer.alloc(size);
+      let at = 0;
+      for (const p of pieces) {
+        if (p.at !== null) expect(await slice.read(viaMap, at, p.length, p.at), path).toBe(p.length);
+        at += p.length;
+      }
+      expect(at, path).toBe(size);
+      expect(viaMap.equals(await readWhole(fs, node)), path).toBe(true);
+      // A window in the middle maps the same bytes as read() of that window.
+      if (size > 3) {
+        const from = Math.floor(size / 3);
+        const window = (await fs.mapFile!(node, from, size))!.reduce((n, p) => n + p.length, 0);
+        expect(window, path).toBe(size - from);
+      }
+      mapped++;
+    }
+    expect(mapped).toBeGreaterThan(5);
+    const fragmented = volume.facts.fragmented as string | undefined;
+    if (fragmented) {
+      const node = seen.get(fragmented)!;
+      expect((await fs.mapFile!(node, 0, node.stat.size))!.length, 'the fragmented file maps to several pieces').toBeGreaterThan(1);
     }
   });
 
