@@ -94,6 +94,17 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
       copyGroup = 1;
       warnings = [`${(primaryError as Error).message}; using the backup superblock at byte ${backup.offset}`];
     }
+    if (sb.checksumOk === false && copyGroup === 0) {
+      // Consistent but checksummed wrong: the backup is likelier to be right; without one, go on with a warning.
+      const backup = await findBackupSuperblock(source);
+      if (backup && backup.sb.checksumOk) {
+        sb = backup.sb;
+        copyGroup = 1;
+        warnings = [`ext superblock at byte ${SUPERBLOCK_OFFSET}: checksum mismatch; using the backup superblock at byte ${backup.offset}`];
+      } else {
+        warnings = [`ext superblock at byte ${SUPERBLOCK_OFFSET}: checksum mismatch and no good backup; reading it anyway`];
+      }
+    }
     const unreadable = unreadableIncompatFeatures(sb.incompat);
     if (unreadable.length > 0) {
       throw new UnsupportedError(`${sb.type} feature not supported: ${unreadable.join(', ')}`);

@@ -7,6 +7,7 @@
 import { CorruptError } from '../../errors.js';
 import type { EntryType, Stat } from '../types.js';
 import { INCOMPAT, INODE_FLAG, RO_COMPAT } from './features.js';
+import { crc32cRaw } from '../../source/containers/crc32c.js';
 import type { Superblock } from './superblock.js';
 
 export const GOOD_OLD_INODE_SIZE = 128;
@@ -159,6 +160,11 @@ export function parseInode(raw: Buffer, ino: number, offset: number, sb: Superbl
     stat.otherKind = `unknown inode type 0o${(mode >> 12).toString(8)}`;
   }
   if (flags & SHOWN_FLAGS) stat.flags = describeFlags(flags);
+  // Shown, not refused: a flipped bit in a timestamp should not hide a file
+  // from someone recovering it (the kernel refuses it; debugfs shows it).
+  if (sb.csumSeed !== null && linux && !inodeChecksumMatches(raw, ino, sb.csumSeed, extraEnd)) {
+    stat.flags = [...(stat.flags ?? []), 'checksum-mismatch'];
+  }
 
   return {
     ino,
@@ -170,6 +176,40 @@ export function parseInode(raw: Buffer, ino: number, offset: number, sb: Superbl
     xattrStart,
     stat,
   };
+}
+
+const I_CHECKSUM_LO = 0x7c;
+const I_CHECKSUM_HI = 0x82;
+const TWO_ZERO_BYTES = new Uint8Array(2);
+
+/**
+ * ext4_inode_csum_verify: crc32c from the filesystem seed over the inode
+ * number, i_generation, then the whole inode with both checksum halves read
+ * as zero. The high half exists when i_extra_isize covers it; without it
+ * only the low 16 bits are stored and compared.
+ */
+function inodeChecksumMatches(raw: Buffer, ino: number, seed: number, extraEnd: number): boolean {
+  const le32 = Buffer.alloc(8);
+  le32.writeUInt32LE(ino, 0);
+  le32.writeUInt32LE(u32(raw, 0x64), 4);
+  let crc = crc32cRaw(seed, le32);
+  crc = crc32cRaw(crc, raw, 0, I_CHECKSUM_LO);
+  crc = crc32cRaw(crc, TWO_ZERO_BYTES);
+  crc = crc32cRaw(crc, raw, I_CHECKSUM_LO + 2, GOOD_OLD_INODE_SIZE);
+  let stored = u16(raw, I_CHECKSUM_LO);
+  if (raw.length > GOOD_OLD_INODE_SIZE) {
+    const hasHigh = I_CHECKSUM_HI + 2 <= extraEnd;
+    crc = crc32cRaw(crc, raw, GOOD_OLD_INODE_SIZE, I_CHECKSUM_HI);
+    if (hasHigh) {
+      crc = crc32cRaw(crc, TWO_ZERO_BYTES);
+      stored += u16(raw, I_CHECKSUM_HI) * 0x10000;
+    }
+    crc = crc32cRaw(crc, raw, hasHigh ? I_CHECKSUM_HI + 2 : I_CHECKSUM_HI, raw.length);
+    if (!hasHigh) crc &= 0xffff;
+  } else {
+    crc &= 0xffff;
+  }
+  return crc === stored;
 }
 
 /**

@@ -1,4 +1,5 @@
 import { CorruptError } from '../../errors.js';
+import { crc32cRaw } from '../../source/containers/crc32c.js';
 import { classify, COMPAT, INCOMPAT, RO_COMPAT } from './features.js';
 
 /** The primary superblock lives 1024 bytes into the volume, whatever the block size. */
@@ -33,6 +34,14 @@ export interface Superblock {
   firstMetaBg: number;
   backupGroups: [number, number];
   groupCount: number;
+  /**
+   * With metadata_csum: the seed every metadata checksum starts from
+   * (crc32c of the UUID, or s_checksum_seed with the csum_seed feature);
+   * null without checksums.
+   */
+  csumSeed: number | null;
+  /** With metadata_csum: whether the superblock's own checksum matched; null without checksums. */
+  checksumOk: boolean | null;
 }
 
 /** Cheap, non-throwing check used by probe: magic plus the geometry sanity checks open() relies on. */
@@ -127,7 +136,16 @@ export function parseSuperblock(sb: Buffer, offset = SUPERBLOCK_OFFSET): Superbl
     firstMetaBg: sb.readUInt32LE(0x104),
     backupGroups: [sb.readUInt32LE(0x24c), sb.readUInt32LE(0x250)],
     groupCount,
+    ...checksums(sb, incompat, roCompat),
   };
+}
+
+const S_CHECKSUM = 0x3fc;
+
+function checksums(sb: Buffer, incompat: number, roCompat: number): Pick<Superblock, 'csumSeed' | 'checksumOk'> {
+  if ((roCompat & RO_COMPAT.metadataCsum) === 0) return { csumSeed: null, checksumOk: null };
+  const csumSeed = (incompat & INCOMPAT.csumSeed) !== 0 ? sb.readUInt32LE(0x270) : crc32cRaw(0xffffffff, sb, 0x68, 0x78);
+  return { csumSeed, checksumOk: crc32cRaw(0xffffffff, sb, 0, S_CHECKSUM) === sb.readUInt32LE(S_CHECKSUM) };
 }
 
 export function formatUuid(bytes: Buffer): string | null {
