@@ -33,11 +33,9 @@ interface VolumeState {
 
 /** An opened image: its volumes, and path resolution across them. */
 export class Disk {
-  /**
-   * Non-fatal findings, in the order met: the partition table's first, then
-   * each filesystem's as it is opened ("p2: ... using the backup superblock").
-   */
-  readonly warnings: string[];
+  readonly #warnings: string[];
+  /** Each opened filesystem's warning list (it may grow as records are met), and how much of it was taken. */
+  readonly #fsWarnings: { volume: string; list: readonly string[]; taken: number }[] = [];
 
   private constructor(
     readonly path: string,
@@ -45,7 +43,20 @@ export class Disk {
     readonly table: VolumeTable,
     private readonly states: VolumeState[],
   ) {
-    this.warnings = [...table.warnings];
+    this.#warnings = [...table.warnings];
+  }
+
+  /**
+   * Non-fatal findings, in the order met: the partition table's first, then
+   * each filesystem's as it is opened ("p2: ... using the backup superblock")
+   * and as damaged records are skipped while reading ("p1: directory inode 2:
+   * entry ... left out"). Only grows: a reader may remember how many it showed.
+   */
+  get warnings(): readonly string[] {
+    for (const source of this.#fsWarnings) {
+      for (; source.taken < source.list.length; source.taken++) this.#warnings.push(`${source.volume}: ${source.list[source.taken]}`);
+    }
+    return this.#warnings;
   }
 
   /** Open an image read-only; `options` reach the container layer (index-building progress, cache dir). */
@@ -119,7 +130,7 @@ export class Disk {
         const driver = detection.driver;
         s.fs = driver.open(s.source).then(
           (fs) => {
-            for (const w of fs.info().warnings ?? []) this.warnings.push(`${volume.name}: ${w}`);
+            this.#fsWarnings.push({ volume: volume.name, list: fs.info().warnings ?? [], taken: 0 });
             return fs;
           },
           (e) => {

@@ -51,6 +51,9 @@ interface DirListing {
   weight: number;
 }
 
+/** Damaged entries named one by one in the warnings; beyond that, one line says there were more. */
+const MAX_SKIP_WARNINGS = 100;
+
 export class ExtFileSystem implements FileSystem<ExtNode> {
   private readonly meta: CachedSource;
   private readonly layout: Layout;
@@ -62,6 +65,9 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
   private readonly extentNodes = newExtentNodeCache();
   private readonly indirectBlocks = newIndirectBlockCache();
   private readonly dirs = new Lru<number, DirListing>(32 * 1024 * 1024, (d) => d.weight);
+  /** "dirIno/name" of entries readdir left out, so each is reported once. */
+  private readonly skippedEntries = new Set<string>();
+  private moreSkipped = false;
 
   private constructor(
     private readonly source: ByteSource,
@@ -287,10 +293,24 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
         } catch (err) {
           // Skip the one entry whose inode is unreadable; the rest of the directory still lists.
           if (!(err instanceof LooplessError && err.code === 'CORRUPT')) throw err;
+          this.noteSkipped(dir, e.name, err);
         }
       }
     }
     return out;
+  }
+
+  /** Says which entry a listing left out and why, once per entry (a listing may be read many times), the first MAX_SKIP_WARNINGS by name. */
+  private noteSkipped(dir: ExtNode, name: string, err: LooplessError): void {
+    const key = `${dir.inode.ino}/${name}`;
+    if (this.skippedEntries.has(key)) return;
+    if (this.skippedEntries.size < MAX_SKIP_WARNINGS) {
+      this.skippedEntries.add(key);
+      this.warnings.push(`directory inode ${dir.inode.ino}: entry "${name}" left out: ${err.message}`);
+    } else if (!this.moreSkipped) {
+      this.moreSkipped = true;
+      this.warnings.push(`more damaged directory entries left out (only the first ${MAX_SKIP_WARNINGS} are named)`);
+    }
   }
 
   async read(node: ExtNode, buffer: Uint8Array, offset: number, length: number, position: number): Promise<number> {

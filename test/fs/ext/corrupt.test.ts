@@ -4,7 +4,7 @@
  * file or directory block leaves the rest of the tree readable.
  */
 import { mkdirSync, readFileSync, truncateSync, writeFileSync, openSync, closeSync, ftruncateSync, writeSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CorruptError, LooplessError } from '../../../parsers/errors.js';
@@ -215,6 +215,28 @@ describe('damaged ext images', () => {
         await source.close();
       }
     });
+  });
+
+  it('an entry whose inode is unreadable is left out of the listing, and a warning names it', async () => {
+    const copy = copyToTemp(image, work, 'dead-inode.img');
+    const ino = debugfsInode(copy, '/docs/a.txt');
+    patch(copy, inodeOffset(copy, ino, BS), [0, 0]); // i_mode 0: "not in use", yet the entry still names it
+    const { fs, source } = await openExt(copy);
+    try {
+      const docs = (await fs.lookup(await fs.root(), 'docs'))!;
+      for (let i = 0; i < 2; i++) expect((await fs.readdir(docs)).map((e) => e.name)).toEqual(['b.txt']);
+      const warnings = fs.info().warnings ?? [];
+      // Once, however often the directory is listed.
+      expect(warnings).toEqual([`directory inode ${docs.stat.ino}: entry "a.txt" left out: corrupt ext inode ${ino} at byte ${inodeOffset(copy, ino, BS)}: inode is not in use (mode 0)`]);
+    } finally {
+      await fs.close();
+      await source.close();
+    }
+    // The CLI shows it on stderr, and the listing still succeeds.
+    const r = spawnSync(process.execPath, [new URL('../../../bin/loopless.js', import.meta.url).pathname, 'ls', copy, '/fs/docs'], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/b\.txt/);
+    expect(r.stderr).toMatch(/^loopless: warning: fs: directory inode \d+: entry "a\.txt" left out: corrupt ext inode \d+ at byte \d+: inode is not in use \(mode 0\)$/m);
   });
 
   it('a directory entry pointing back at the root keeps readdir bounded', async () => {

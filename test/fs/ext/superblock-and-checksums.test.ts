@@ -1,10 +1,11 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { closeSync, existsSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, writeSync } from 'node:fs';
 import { RawFileSource } from '../../../parsers/source/raw.js';
 import { detectFileSystem } from '../../../parsers/fs/index.js';
 import { Disk } from '../../../parsers/vfs/index.js';
 import { run, tempDir } from '../../support/run.js';
 import { makeTree, readTree } from '../../support/tree.js';
+import { debugfsInode, inodeOffset, patch } from './helpers.js';
 
 const tmp = tempDir('loopless-ext-backup-');
 afterAll(() => tmp.cleanup());
@@ -50,24 +51,6 @@ describe('ext with a damaged primary superblock', () => {
   });
 });
 
-/** Byte offset of `path`'s inode, as debugfs's imap places it. */
-function inodeOffset(image: string, path: string): number {
-  const out = run('debugfs', ['-R', `imap ${path}`, image]);
-  const m = /located at block (\d+), offset 0x([0-9a-f]+)/.exec(out);
-  if (!m) throw new Error(`debugfs imap ${path}: ${out}`);
-  const blockSize = Number(/Block size:\s+(\d+)/.exec(run('dumpe2fs', ['-h', image]))![1]);
-  return Number(m[1]) * blockSize + parseInt(m[2], 16);
-}
-
-function flipByte(path: string, offset: number): void {
-  const fd = openSync(path, 'r+');
-  const b = Buffer.alloc(1);
-  readSync(fd, b, 0, 1, offset);
-  b[0] ^= 0x5a;
-  writeSync(fd, b, 0, 1, offset);
-  closeSync(fd);
-}
-
 describe('ext4 metadata checksums (metadata_csum)', () => {
   const src = tmp.path('csum-src');
   const img = tmp.path('csum.img');
@@ -83,7 +66,8 @@ describe('ext4 metadata checksums (metadata_csum)', () => {
       await disk0.close();
     }
     // Damage the inode's atime (0x08): nothing a reader needs, only the checksum catches it.
-    flipByte(img, inodeOffset(img, '/docs/readme.txt') + 0x08);
+    const blockSize = Number(/Block size:\s+(\d+)/.exec(run('dumpe2fs', ['-h', img]))![1]);
+    patch(img, inodeOffset(img, debugfsInode(img, '/docs/readme.txt'), blockSize) + 0x08, [0x12, 0x34, 0x56, 0x78]);
     const fsck = run('sh', ['-c', `e2fsck -fn ${img} 2>&1; true`]);
     expect(fsck).toMatch(/checksum does not match inode/);
 
@@ -108,7 +92,7 @@ describe('ext4 metadata checksums (metadata_csum)', () => {
     const copy = tmp.path('csum-sb.img');
     run('cp', [img, copy]);
     // s_wtime (0x30): consistent-looking, but the checksum no longer matches.
-    flipByte(copy, 1024 + 0x30);
+    patch(copy, 1024 + 0x30, [0x12, 0x34, 0x56, 0x78]);
     const disk = await Disk.open(copy);
     try {
       const info = await disk.info();
