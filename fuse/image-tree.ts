@@ -30,6 +30,8 @@ export type ImageLogger = (message: string) => void;
 export class ImageTree implements MountTree {
   private topItems: Promise<TopItem[]> | null = null;
   private readonly entries = new PromiseCache<Entry>(ENTRY_CACHE_SIZE);
+  /** How many of disk.warnings are in the log already. */
+  private warningsLogged = 0;
 
   private constructor(
     readonly disk: Disk,
@@ -41,12 +43,23 @@ export class ImageTree implements MountTree {
   static async open(path: string, log: ImageLogger): Promise<ImageTree> {
     const disk = await Disk.open(path);
     try {
-      for (const w of disk.table.warnings) log(`${path}: ${w}`);
-      return new ImageTree(disk, await stat(path), log);
+      const tree = new ImageTree(disk, await stat(path), log);
+      tree.logWarnings();
+      return tree;
     } catch (e) {
       await disk.close();
       throw e;
     }
+  }
+
+  /**
+   * Log what the disk found since last time: the table's warnings, each
+   * filesystem's as it opens (a backup superblock in use), and entries a
+   * listing left out because their records are damaged.
+   */
+  private logWarnings(): void {
+    const all = this.disk.warnings;
+    for (; this.warningsLogged < all.length; this.warningsLogged++) this.log(`${this.disk.path}: ${all[this.warningsLogged]}`);
   }
 
   /** Something in it was recognized: a partition table, a container, or a filesystem. */
@@ -77,6 +90,7 @@ export class ImageTree implements MountTree {
         this.log(`${this.disk.path}: ${v.name}/ not shown: ${e instanceof Error ? e.message : String(e)}`);
       }
     }
+    this.logWarnings();
     return items;
   }
 
@@ -121,6 +135,7 @@ export class ImageTree implements MountTree {
     if (item.kind !== 'volume') throw new NotADirectoryError(`/${parts[0]}`);
     const dir = await this.entry(item.volume, parts.slice(1));
     const children = await this.disk.readdir(dir);
+    this.logWarnings();
     // The kernel looks up every name it is given next: answer from the listing.
     for (const child of children) this.entries.set(child.path, Promise.resolve(child));
     return children.map((c) => ({ name: c.name, attributes: this.entryAttributes(c, item.fs) }));

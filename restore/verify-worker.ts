@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import { readSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
+import { alignedBuffer } from './aligned.js';
 import { TargetReader } from './readback.js';
 import type { VerifyItem, VerifyReply, VerifyRequest } from './verify.js';
 
@@ -15,7 +16,8 @@ const { path, maxRead, imageFd } = workerData as { path: string; maxRead: number
 const READ_SPAN = Math.max(maxRead, 8 * 1024 * 1024);
 const reader = new TargetReader(path, READ_SPAN);
 const PROGRESS_EVERY = 32 * 1024 * 1024;
-const imageBuffer = Buffer.allocUnsafeSlow(maxRead);
+/** Page-aligned: the kernel copies into it ~2.5x faster than into malloc's 16-byte-aligned memory (see parsers/source/aligned.ts). */
+const imageBuffer = alignedBuffer(maxRead);
 const zeros = Buffer.alloc(maxRead);
 
 /** Whether `back` (read from the target at `item.start`) holds what the item expects. */

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Cleanup, loopless, mountLine, sh } from './support.js';
 
@@ -23,9 +23,11 @@ describe.runIf(isRoot)('a damaged file through the mount', () => {
     mkdirSync(tree);
     writeFileSync(join(tree, 'victim.bin'), Buffer.alloc(100_000, 'victim'));
     writeFileSync(join(tree, 'fine.txt'), 'still fine\n');
+    writeFileSync(join(tree, 'ghost.txt'), 'its inode is about to be marked free\n');
     image = join(dir, 'backup, damaged copy.img');
     sh('mkfs.ext4', ['-q', '-F', '-d', tree, image, '8M']);
     sh('debugfs', ['-w', '-R', 'sif /victim.bin block[0] 0', image]);
+    sh('debugfs', ['-w', '-R', 'sif /ghost.txt mode 0', image]);
     mnt = join(dir, 'mnt');
     log = join(dir, 'mount.log');
     c.mount(image, mnt, ['--log', log]);
@@ -52,6 +54,13 @@ describe.runIf(isRoot)('a damaged file through the mount', () => {
     const lines = readFileSync(log, 'utf8').split('\n').filter((l) => l.includes('victim.bin'));
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(/^\d{4}-\d\d-\d\dT[\d:.]+Z loopless: \/fs\/victim\.bin: corrupt ext extent tree .* at byte \d+ .*bad extent header magic/);
+  });
+
+  it('leaves out an entry whose inode is unreadable, and the log names it, once', () => {
+    for (let i = 0; i < 2; i++) expect(readdirSync(join(mnt, 'fs')).sort()).toEqual(['fine.txt', 'lost+found', 'victim.bin']);
+    const lines = readFileSync(log, 'utf8').split('\n').filter((l) => l.includes('ghost.txt'));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/loopless: .*: fs: directory inode 2: entry "ghost\.txt" left out: corrupt ext inode \d+ at byte \d+: inode is not in use \(mode 0\)$/);
   });
 
   it('unmounts', () => {
