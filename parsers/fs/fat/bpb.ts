@@ -1,4 +1,5 @@
 import { CorruptError } from '../../errors.js';
+import type { ByteSource } from '../../source/types.js';
 import { decodeCp437 } from './cp437.js';
 
 /**
@@ -178,4 +179,29 @@ export function probeFat(head: Buffer, volumeSize: number): FatType | null {
   } catch {
     return null;
   }
+}
+
+/** BPB_BkBootSec: FAT32 keeps a copy of its boot sector in sector 6 (mkfs.fat and Windows both). */
+const BACKUP_BOOT_SECTOR = 6;
+
+/**
+ * A FAT32 volume whose boot sector is damaged: its backup copy, when sector
+ * 6 (for any sector size) holds a FAT32 boot sector of that sector size that
+ * names sector 6 as its backup. Null when there is none.
+ */
+export async function findBackupBootSector(volume: ByteSource): Promise<{ geometry: FatGeometry; offset: number } | null> {
+  for (const bps of [512, 4096, 1024, 2048]) {
+    const offset = BACKUP_BOOT_SECTOR * bps;
+    if (offset + 512 > volume.size) continue;
+    const sector = Buffer.alloc(512);
+    if ((await volume.read(sector, 0, 512, offset)) !== 512) continue;
+    let geometry: FatGeometry;
+    try {
+      geometry = parseBpb(sector, volume.size);
+    } catch {
+      continue;
+    }
+    if (geometry.type === 'fat32' && geometry.bytesPerSector === bps && sector.readUInt16LE(0x32) === BACKUP_BOOT_SECTOR) return { geometry, offset };
+  }
+  return null;
 }

@@ -3,7 +3,7 @@ import { CachedSource } from '../../source/cache.js';
 import { readExact } from '../../source/read.js';
 import type { ByteRange, ByteSource } from '../../source/types.js';
 import type { DirEntry, FilePiece, FileSystem, FsInfo, FsNode, Stat } from '../types.js';
-import { formatSerial, parseBpb, type FatGeometry } from './bpb.js';
+import { findBackupBootSector, formatSerial, parseBpb, type FatGeometry } from './bpb.js';
 import { clusterOffset, mapRuns, readRuns, type ChainOwner, type ClusterHeap, type ClusterRuns } from './cluster-runs.js';
 import { parseFatDirectory, type FatDirRecord } from './dir-entries.js';
 import { readDirectoryRuns, type DirectoryBytes } from './directory-bytes.js';
@@ -58,14 +58,24 @@ export class FatFileSystem implements FileSystem<FatNode> {
   static async open(volume: ByteSource): Promise<FatFileSystem> {
     const meta = new CachedSource(volume, 64 * 1024, 128);
     const sector = await readExact(meta, 0, Math.min(512, volume.size), 'FAT boot sector (BPB)');
-    const geometry = parseBpb(sector, volume.size);
+    let geometry: FatGeometry;
+    const bootWarnings: string[] = [];
+    try {
+      geometry = parseBpb(sector, volume.size);
+    } catch (primaryError) {
+      // A FAT32 volume keeps a copy of its boot sector in sector 6 (TestDisk's "Backup BS"); fsck.fat gives up here.
+      const backup = await findBackupBootSector(volume);
+      if (!backup) throw primaryError;
+      geometry = backup.geometry;
+      bootWarnings.push(`${(primaryError as Error).message}; using the backup boot sector at byte ${backup.offset}`);
+    }
     const fat = new FatTable(volume, {
       bits: geometry.type === 'fat12' ? 12 : geometry.type === 'fat16' ? 16 : 32,
       exfat: false,
       offset: geometry.activeFatOffset,
       clusterCount: geometry.clusterCount,
     });
-    const warnings = [...geometry.warnings];
+    const warnings = [...bootWarnings, ...geometry.warnings];
     const fs = new FatFileSystem(volume, meta, geometry, fat, geometry.bpbLabel, 0, warnings);
     // The label entry in the root directory is what Windows shows and writes; the BPB copy is often stale.
     try {

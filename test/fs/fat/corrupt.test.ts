@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 /**
  * Damaged FAT volumes: each test patches a copy of a real mkfs.fat/mtools image
  * and checks for a one-line CorruptError naming the structure and byte offset,
@@ -88,6 +89,12 @@ async function layout(image: string, path: string) {
   }
 }
 
+/** FAT32's backup boot sector (sector 6 for mkfs.fat) would stand in for a damaged primary: damage both. */
+function patchBoot(image: string, type: string, at: number, bytes: Buffer | number[]): void {
+  patch(image, at, bytes);
+  if (type === 'fat32') patch(image, 6 * 512 + at, bytes);
+}
+
 async function expectOthersReadable(image: string): Promise<void> {
   const o = await openImage(image);
   try {
@@ -169,7 +176,7 @@ describe.each(['fat12', 'fat16', 'fat32'] as const)('%s', (type) => {
 
   it('a zeroed boot sector is not detected, and opening it names the BPB', async () => {
     const image = copyOf(type);
-    patch(image, 0, Buffer.alloc(512));
+    patchBoot(image, type, 0, Buffer.alloc(512));
     const source = await RawFileSource.open(image);
     try {
       expect((await detectFileSystem(source)).type).toBeNull();
@@ -188,7 +195,7 @@ describe.each(['fat12', 'fat16', 'fat32'] as const)('%s', (type) => {
     ['no boot signature', 510, [0, 0], 510],
   ])('a BPB with %s is rejected naming byte %i', async (_, at, bytes, reported) => {
     const image = copyOf(type);
-    patch(image, at as number, bytes as number[]);
+    patchBoot(image, type, at as number, bytes as number[]);
     const source = await RawFileSource.open(image);
     try {
       expect((await detectFileSystem(source)).type).toBeNull();
@@ -301,9 +308,33 @@ describe.each(['fat12', 'fat16', 'fat32'] as const)('%s', (type) => {
 });
 
 describe('FAT32 specifics', () => {
+  it.each([
+    ['zeroed', 0, Buffer.alloc(512), /FAT boot sector \(BPB\) at byte 510: .*boot signature 0x55AA missing; using the backup boot sector at byte 3072/],
+    ['with no FATs', 16, [0], /FAT boot sector \(BPB\) at byte 16: .*number of FATs is 0; using the backup boot sector at byte 3072/],
+  ])('a %s boot sector: found through the backup in sector 6, every file intact, and the fallback reported', async (_, at, bytes, warning) => {
+    const image = copyOf('fat32');
+    patch(image, at as number, bytes as number[]);
+    const source = await RawFileSource.open(image);
+    try {
+      expect((await detectFileSystem(source)).type).toBe('fat32');
+    } finally {
+      await source.close();
+    }
+    // fsck.fat cannot open it at all (it reads the backup only to compare it with a good primary).
+    expect(spawnSync('fsck.fat', ['-n', image], { encoding: 'utf8' }).status).not.toBe(0);
+    const o = await openImage(image);
+    try {
+      expect(o.fs.info().warnings?.join('\n')).toMatch(warning);
+      expect(o.fs.info().type).toBe('fat32');
+    } finally {
+      await closeImage(o);
+    }
+    await expectOthersReadable(image);
+  });
+
   it('a root cluster outside the heap is rejected naming byte 44', async () => {
     const image = copyOf('fat32');
-    patch(image, 44, [0xff, 0xff, 0xff, 0x0f]);
+    patchBoot(image, 'fat32', 44, [0xff, 0xff, 0xff, 0x0f]);
     const source = await RawFileSource.open(image);
     try {
       await expectCorrupt(() => fatDriver.open(source), 'FAT boot sector (BPB)', 44);
