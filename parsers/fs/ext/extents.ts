@@ -7,6 +7,7 @@
  * more than MAX_DEPTH + 1 steps.
  */
 import { CorruptError } from '../../errors.js';
+import { crc32cRaw } from '../../source/containers/crc32c.js';
 import { Lru } from '../../lru.js';
 import { MAX_LOGICAL_BLOCKS, type BlockMapper, type BlockRun } from './mapper.js';
 
@@ -39,6 +40,10 @@ export interface ExtentContext {
   readBlock(block: number, structure: string): Promise<Buffer>;
   /** Parsed nodes shared by all inodes, keyed by physical block. */
   nodeCache: Lru<number, ExtentNode>;
+  /** The inode's checksum seed (metadata_csum), or null: each node block read is checked against its tail. */
+  csumSeed: number | null;
+  /** Reports a node whose checksum fails; it is still used (its entries are checked on their own). */
+  warn(message: string): void;
 }
 
 export function newExtentNodeCache(): Lru<number, ExtentNode> {
@@ -169,6 +174,9 @@ export class ExtentMapper implements BlockMapper {
     if (!node) {
       const buf = await this.ctx.readBlock(block, structure);
       node = parseExtentNode(buf, buf.length, block * this.ctx.blockSize, structure, this.ctx.blocksCount);
+      if (this.ctx.csumSeed !== null && !extentTailMatches(buf, this.ctx.csumSeed)) {
+        this.ctx.warn(`${structure} at byte ${block * this.ctx.blockSize}: checksum mismatch (the node may be damaged)`);
+      }
       this.ctx.nodeCache.set(block, node);
     }
     if (node.depth !== expectedDepth) {
@@ -180,6 +188,13 @@ export class ExtentMapper implements BlockMapper {
     }
     return node;
   }
+}
+
+/** ext4_extent_block_csum: crc32c from the inode's seed over the header and all eh_max slots; the tail follows them. */
+function extentTailMatches(buf: Buffer, inodeSeed: number): boolean {
+  const tailAt = 12 + 12 * buf.readUInt16LE(4);
+  if (tailAt + 4 > buf.length) return true; // no room for a tail: nothing to check (parseExtentNode bounds eh_max)
+  return crc32cRaw(inodeSeed, buf, 0, tailAt) === buf.readUInt32LE(tailAt);
 }
 
 function hole(logical: number, next: number): BlockRun {

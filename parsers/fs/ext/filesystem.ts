@@ -23,6 +23,7 @@ import { newExtentNodeCache, ExtentMapper, parseExtentNode } from './extents.js'
 import { INCOMPAT, INODE_FLAG, unreadableIncompatFeatures } from './features.js';
 import { GroupDescriptors } from './groups.js';
 import { IndirectMapper, newIndirectBlockCache } from './indirect.js';
+import { crc32cRaw } from '../../source/containers/crc32c.js';
 import { I_BLOCK_OFFSET, I_BLOCK_SIZE, parseInode, type Inode } from './inode.js';
 import { Layout } from './layout.js';
 import { Lru } from '../../lru.js';
@@ -51,8 +52,8 @@ interface DirListing {
   weight: number;
 }
 
-/** Damaged entries named one by one in the warnings; beyond that, one line says there were more. */
-const MAX_SKIP_WARNINGS = 100;
+/** Damaged records named one by one in the warnings; beyond that, one line says there were more. */
+const MAX_RECORD_WARNINGS = 100;
 
 export class ExtFileSystem implements FileSystem<ExtNode> {
   private readonly meta: CachedSource;
@@ -65,9 +66,9 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
   private readonly extentNodes = newExtentNodeCache();
   private readonly indirectBlocks = newIndirectBlockCache();
   private readonly dirs = new Lru<number, DirListing>(32 * 1024 * 1024, (d) => d.weight);
-  /** "dirIno/name" of entries readdir left out, so each is reported once. */
-  private readonly skippedEntries = new Set<string>();
-  private moreSkipped = false;
+  /** Records already named in a warning (entries left out, blocks failing their checksum). */
+  private readonly warnedRecords = new Set<string>();
+  private moreWarned = false;
 
   private constructor(
     private readonly source: ByteSource,
@@ -300,16 +301,24 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
     return out;
   }
 
-  /** Says which entry a listing left out and why, once per entry (a listing may be read many times), the first MAX_SKIP_WARNINGS by name. */
+  /** Says which entry a listing left out and why. */
   private noteSkipped(dir: ExtNode, name: string, err: LooplessError): void {
-    const key = `${dir.inode.ino}/${name}`;
-    if (this.skippedEntries.has(key)) return;
-    if (this.skippedEntries.size < MAX_SKIP_WARNINGS) {
-      this.skippedEntries.add(key);
-      this.warnings.push(`directory inode ${dir.inode.ino}: entry "${name}" left out: ${err.message}`);
-    } else if (!this.moreSkipped) {
-      this.moreSkipped = true;
-      this.warnings.push(`more damaged directory entries left out (only the first ${MAX_SKIP_WARNINGS} are named)`);
+    this.warnOnce(`entry ${dir.inode.ino}/${name}`, `directory inode ${dir.inode.ino}: entry "${name}" left out: ${err.message}`);
+  }
+
+  /**
+   * A finding about one record, once however often it is read again (a
+   * listing may be read many times); the first MAX_RECORD_WARNINGS by name,
+   * then one line saying there were more.
+   */
+  private warnOnce(key: string, message: string): void {
+    if (this.warnedRecords.has(key)) return;
+    if (this.warnedRecords.size < MAX_RECORD_WARNINGS) {
+      this.warnedRecords.add(key);
+      this.warnings.push(message);
+    } else if (!this.moreWarned) {
+      this.moreWarned = true;
+      this.warnings.push(`more damaged records (only the first ${MAX_RECORD_WARNINGS} are named)`);
     }
   }
 
@@ -430,6 +439,8 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
         blocksCount: this.sb.blocksCount,
         readBlock,
         nodeCache: this.extentNodes,
+        csumSeed: inode.csumSeed,
+        warn: (message) => this.warnOnce(message, message),
       });
     } else {
       mapper = new IndirectMapper(iBlock, {
@@ -558,11 +569,22 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
     let pending: [number, number][] = [];
     let pendingBlocks = 0;
     const flush = async () => {
+      const flushed = pending;
       const runs = await Promise.all(pending.map(([physical, count]) => readRun(physical, count)));
       pending = [];
       pendingBlocks = 0;
       // A damaged block loses its remaining entries; the other blocks still list.
-      for (const bufs of runs) for (const buf of bufs) if (buf) parseDirEntries(buf, 0, bs, bs, this.maxIno, out);
+      for (let r = 0; r < runs.length; r++) {
+        for (let i = 0; i < runs[r].length; i++) {
+          const buf = runs[r][i];
+          if (!buf) continue;
+          if (inode.csumSeed !== null && !dirBlockChecksumMatches(buf, inode.csumSeed)) {
+            const at = (flushed[r][0] + i) * bs;
+            this.warnOnce(`dirblock ${at}`, `${structure} at byte ${at}: checksum mismatch (its entries are still listed, each checked on its own)`);
+          }
+          parseDirEntries(buf, 0, bs, bs, this.maxIno, out);
+        }
+      }
     };
     let logical = 0;
     while (logical < blocks) {
@@ -605,6 +627,18 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
 }
 
 /** The first valid backup superblock at the places mke2fs puts them, or null. */
+/**
+ * A directory leaf block's checksum (metadata_csum): its last 12 bytes are a
+ * fake entry (inode 0, rec_len 12, name_len 0, type 0xDE) holding crc32c of
+ * the rest, from the directory inode's seed. Blocks without that tail (htree
+ * index nodes, which carry their checksum elsewhere) are not checked.
+ */
+function dirBlockChecksumMatches(block: Buffer, inodeSeed: number): boolean {
+  const tail = block.length - 12;
+  if (tail < 0 || block.readUInt32LE(tail) !== 0 || block.readUInt16LE(tail + 4) !== 12 || block[tail + 6] !== 0 || block[tail + 7] !== 0xde) return true;
+  return crc32cRaw(inodeSeed, block, 0, tail) === block.readUInt32LE(tail + 8);
+}
+
 export async function findBackupSuperblock(source: ByteSource): Promise<{ sb: Superblock; offset: number } | null> {
   for (const offset of backupSuperblockOffsets(source.size)) {
     const buf = Buffer.alloc(SUPERBLOCK_SIZE);

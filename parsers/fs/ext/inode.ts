@@ -27,6 +27,12 @@ export interface Inode {
   /** Where the in-inode extended attributes start (128 + i_extra_isize), or 0 when there is no room. */
   xattrStart: number;
   stat: Stat;
+  /**
+   * With metadata_csum: where the checksums of this inode's own blocks
+   * (extent tree nodes, directory blocks) start: the filesystem seed run
+   * over the inode number and i_generation. Null without checksums.
+   */
+  csumSeed: number | null;
 }
 
 const S_IFMT = 0xf000;
@@ -162,7 +168,8 @@ export function parseInode(raw: Buffer, ino: number, offset: number, sb: Superbl
   if (flags & SHOWN_FLAGS) stat.flags = describeFlags(flags);
   // Shown, not refused: a flipped bit in a timestamp should not hide a file
   // from someone recovering it (the kernel refuses it; debugfs shows it).
-  if (sb.csumSeed !== null && linux && !inodeChecksumMatches(raw, ino, sb.csumSeed, extraEnd)) {
+  const csumSeed = sb.csumSeed === null ? null : inodeSeed(sb.csumSeed, ino, u32(raw, 0x64));
+  if (csumSeed !== null && linux && !inodeChecksumMatches(raw, csumSeed, extraEnd)) {
     stat.flags = [...(stat.flags ?? []), 'checksum-mismatch'];
   }
 
@@ -175,6 +182,7 @@ export function parseInode(raw: Buffer, ino: number, offset: number, sb: Superbl
     raw,
     xattrStart,
     stat,
+    csumSeed,
   };
 }
 
@@ -182,18 +190,22 @@ const I_CHECKSUM_LO = 0x7c;
 const I_CHECKSUM_HI = 0x82;
 const TWO_ZERO_BYTES = new Uint8Array(2);
 
+/** ext4's ei->i_csum_seed: the filesystem seed run over the inode number and generation (little-endian). */
+function inodeSeed(fsSeed: number, ino: number, generation: number): number {
+  const le = Buffer.alloc(8);
+  le.writeUInt32LE(ino, 0);
+  le.writeUInt32LE(generation, 4);
+  return crc32cRaw(fsSeed, le);
+}
+
 /**
  * ext4_inode_csum_verify: crc32c from the filesystem seed over the inode
  * number, i_generation, then the whole inode with both checksum halves read
  * as zero. The high half exists when i_extra_isize covers it; without it
  * only the low 16 bits are stored and compared.
  */
-function inodeChecksumMatches(raw: Buffer, ino: number, seed: number, extraEnd: number): boolean {
-  const le32 = Buffer.alloc(8);
-  le32.writeUInt32LE(ino, 0);
-  le32.writeUInt32LE(u32(raw, 0x64), 4);
-  let crc = crc32cRaw(seed, le32);
-  crc = crc32cRaw(crc, raw, 0, I_CHECKSUM_LO);
+function inodeChecksumMatches(raw: Buffer, inodeSeed: number, extraEnd: number): boolean {
+  let crc = crc32cRaw(inodeSeed, raw, 0, I_CHECKSUM_LO);
   crc = crc32cRaw(crc, TWO_ZERO_BYTES);
   crc = crc32cRaw(crc, raw, I_CHECKSUM_LO + 2, GOOD_OLD_INODE_SIZE);
   let stored = u16(raw, I_CHECKSUM_LO);

@@ -28,6 +28,14 @@ import {
 } from './helpers.js';
 
 const BS = 1024;
+
+function peekBytes(path: string, offset: number, length: number): Buffer {
+  return readFileSync(path).subarray(offset, offset + length);
+}
+
+function run(cmd: string, args: string[]): string {
+  return execFileSync(cmd, args, { encoding: 'utf8' });
+}
 const SAMPLE_MBR = new URL('../../../sample-images/mbr.img', import.meta.url).pathname;
 let work: string;
 let tree: string;
@@ -237,6 +245,47 @@ describe('damaged ext images', () => {
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/b\.txt/);
     expect(r.stderr).toMatch(/^loopless: warning: fs: directory inode \d+: entry "a\.txt" left out: corrupt ext inode \d+ at byte \d+: inode is not in use \(mode 0\)$/m);
+  });
+
+  it('an extent tree node failing its checksum is reported, as e2fsck does, and the file still reads', async () => {
+    expect(run('dumpe2fs', ['-h', image])).toMatch(/features:.*metadata_csum/);
+    const copy = copyToTemp(image, work, 'extent-csum.img');
+    const ino = debugfsInode(copy, '/frag.bin');
+    const [leaf] = mappingMetadataBlocks(copy, ino);
+    const node = peekBytes(copy, leaf * BS, BS);
+    const entries = node.readUInt16LE(2);
+    expect(entries).toBeLessThan(node.readUInt16LE(4)); // a free slot to damage
+    patch(copy, leaf * BS + 12 + 12 * entries + 1, [0x77]); // inside an unused slot: only the checksum sees it
+    expect(run('sh', ['-c', `e2fsck -fn ${copy} 2>&1; true`])).toMatch(new RegExp(`Inode ${ino} extent block passes checks, but checksum does not match extent`));
+    const { fs, source } = await openExt(copy);
+    try {
+      const frag = (await fs.lookup(await fs.root(), 'frag.bin'))!;
+      expect(sha256(await readWhole(fs, frag))).toBe(sha256(readFileSync(join(tree, 'frag.bin'))));
+      expect(fs.info().warnings).toEqual([`ext extent tree node of inode ${ino} at byte ${leaf * BS}: checksum mismatch (the node may be damaged)`]);
+    } finally {
+      await fs.close();
+      await source.close();
+    }
+  });
+
+  it('a directory block failing its checksum is reported, and its entries still list', async () => {
+    const copy = copyToTemp(image, work, 'dirblock-csum.img');
+    const dirIno = debugfsInode(copy, '/dir');
+    const tables = new Set(mappingMetadataBlocks(copy, dirIno));
+    const block = debugfsBlocks(copy, [dirIno]).get(dirIno)!.filter((b) => !tables.has(b))[1];
+    const tail = block * BS + BS - 12;
+    expect(peekBytes(copy, tail, 8)).toEqual(Buffer.from([0, 0, 0, 0, 12, 0, 0, 0xde]));
+    patch(copy, tail + 8, [0x12, 0x34, 0x56, 0x78]); // the stored checksum
+    expect(run('sh', ['-c', `e2fsck -fn ${copy} 2>&1; true`])).toContain(`Directory inode ${dirIno}, block #1: directory passes checks but fails checksum`);
+    const { fs, source } = await openExt(copy);
+    try {
+      const dir = (await fs.lookup(await fs.root(), 'dir'))!;
+      expect((await fs.readdir(dir)).map((e) => e.name).sort()).toEqual([...dirNames].sort());
+      expect(fs.info().warnings).toEqual([`ext directory block of inode ${dirIno} at byte ${block * BS}: checksum mismatch (its entries are still listed, each checked on its own)`]);
+    } finally {
+      await fs.close();
+      await source.close();
+    }
   });
 
   it('a directory entry pointing back at the root keeps readdir bounded', async () => {
