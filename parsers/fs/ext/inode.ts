@@ -7,7 +7,7 @@
 import { CorruptError } from '../../errors.js';
 import type { EntryType, Stat } from '../types.js';
 import { INCOMPAT, INODE_FLAG, RO_COMPAT } from './features.js';
-import { crc32cRaw } from '../../source/containers/crc32c.js';
+import { crc32cRaw, crc32cRawU32, crc32cRawZeros } from '../../source/containers/crc32c.js';
 import type { Superblock } from './superblock.js';
 
 export const GOOD_OLD_INODE_SIZE = 128;
@@ -188,14 +188,10 @@ export function parseInode(raw: Buffer, ino: number, offset: number, sb: Superbl
 
 const I_CHECKSUM_LO = 0x7c;
 const I_CHECKSUM_HI = 0x82;
-const TWO_ZERO_BYTES = new Uint8Array(2);
 
 /** ext4's ei->i_csum_seed: the filesystem seed run over the inode number and generation (little-endian). */
 function inodeSeed(fsSeed: number, ino: number, generation: number): number {
-  const le = Buffer.alloc(8);
-  le.writeUInt32LE(ino, 0);
-  le.writeUInt32LE(generation, 4);
-  return crc32cRaw(fsSeed, le);
+  return crc32cRawU32(crc32cRawU32(fsSeed, ino), generation);
 }
 
 /**
@@ -206,14 +202,14 @@ function inodeSeed(fsSeed: number, ino: number, generation: number): number {
  */
 function inodeChecksumMatches(raw: Buffer, inodeSeed: number, extraEnd: number): boolean {
   let crc = crc32cRaw(inodeSeed, raw, 0, I_CHECKSUM_LO);
-  crc = crc32cRaw(crc, TWO_ZERO_BYTES);
+  crc = crc32cRawZeros(crc, 2);
   crc = crc32cRaw(crc, raw, I_CHECKSUM_LO + 2, GOOD_OLD_INODE_SIZE);
   let stored = u16(raw, I_CHECKSUM_LO);
   if (raw.length > GOOD_OLD_INODE_SIZE) {
     const hasHigh = I_CHECKSUM_HI + 2 <= extraEnd;
     crc = crc32cRaw(crc, raw, GOOD_OLD_INODE_SIZE, I_CHECKSUM_HI);
     if (hasHigh) {
-      crc = crc32cRaw(crc, TWO_ZERO_BYTES);
+      crc = crc32cRawZeros(crc, 2);
       stored += u16(raw, I_CHECKSUM_HI) * 0x10000;
     }
     crc = crc32cRaw(crc, raw, hasHigh ? I_CHECKSUM_HI + 2 : I_CHECKSUM_HI, raw.length);

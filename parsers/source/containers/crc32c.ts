@@ -37,3 +37,16 @@ export function crc32cRaw(state: number, data: Uint8Array, start = 0, end = data
   for (; i < end; i++) c = T0[(c ^ data[i]) & 0xff] ^ (c >>> 8);
   return c >>> 0;
 }
+
+/** crc32cRaw over the four little-endian bytes of `value`, without a buffer (ext4 seeds: inode number, generation). */
+export function crc32cRawU32(state: number, value: number): number {
+  const c = (state ^ value) >>> 0;
+  return (T3[c & 0xff] ^ T2[(c >>> 8) & 0xff] ^ T1[(c >>> 16) & 0xff] ^ T0[c >>> 24]) >>> 0;
+}
+
+/** crc32cRaw over `count` zero bytes (a checksum field read as zero). */
+export function crc32cRawZeros(state: number, count: number): number {
+  let c = state >>> 0;
+  for (let i = 0; i < count; i++) c = T0[c & 0xff] ^ (c >>> 8);
+  return c >>> 0;
+}
