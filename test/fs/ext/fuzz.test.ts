@@ -10,6 +10,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fuzzVolume } from '../../support/fuzz.js';
 import { debugfsBlocks, debugfsSections, makeImage, removeDir, run, tempDir } from './helpers.js';
 
+/** Fixed so failures replay; FUZZ_SEED=n explores other mutations (a failure names its seed and round). */
+const SEED = Number(process.env.FUZZ_SEED ?? 0x5eed);
+/** FUZZ_SCALE=n runs n times the rounds, for a longer hunt outside the suite. */
+const ROUNDS_SCALE = Number(process.env.FUZZ_SCALE ?? 1);
+
 let work: string;
 beforeAll(() => {
   work = tempDir();
@@ -88,12 +93,12 @@ describe('ext fuzzing', () => {
   it('survives mutated metadata without crashes, hangs or runaway memory', async () => {
     const report: string[] = [];
     for (const [i, t] of targets.entries()) {
-      const result = await fuzzVolume({ volume: t.volume, ranges: t.ranges, rounds: 150, seed: 0x5eed + i, roundTimeoutMs: 5000 });
+      const result = await fuzzVolume({ volume: t.volume, ranges: t.ranges, rounds: 150 * ROUNDS_SCALE, seed: SEED + i, roundTimeoutMs: 5000 });
       report.push(`${t.name}: ${result.opened}/${result.rounds} opened`);
       expect(result.failures, t.name).toEqual([]);
       // Most mutations must leave the volume openable, or the walk tests nothing.
       expect(result.opened, t.name).toBeGreaterThan(result.rounds / 3);
     }
     console.log(report.join('\n'));
-  }, 120_000);
+  }, 120_000 * ROUNDS_SCALE);
 });
