@@ -39,6 +39,7 @@ export async function ls({ req, res, disk, path, signature, listings }: ImageRou
   const cacheKey = !recursive && start.stat.type === 'dir' ? ListingCache.key(signature, start.path, all) : null;
   const cached = cacheKey ? listings.get(cacheKey) : undefined;
   if (cached) {
+    imageWarnings(res, disk);
     res.send(cached);
     return;
   }
@@ -68,7 +69,18 @@ export async function ls({ req, res, disk, path, signature, listings }: ImageRou
   }
   const body = Buffer.from(JSON.stringify(items));
   if (cacheKey) listings.set(cacheKey, body);
+  imageWarnings(res, disk);
   res.send(body);
+}
+
+/**
+ * Loopless-Image-Warnings: how many warnings the image has so far (GET
+ * /api/images/ID lists them), counting damaged records listings left out,
+ * so a page can say that something here was not shown.
+ */
+function imageWarnings(res: ImageRoute['res'], disk: Disk): void {
+  const count = disk.warnings.length;
+  if (count) res.setHeader('Loopless-Image-Warnings', String(count));
 }
 
 /** Lexical target of a symlink inside the image: absolute targets start at the volume root, as the vfs resolves them. */

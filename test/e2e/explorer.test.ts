@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
@@ -46,7 +46,15 @@ beforeAll(async () => {
   execFileSync(process.execPath, [join(ROOT, 'web', 'build.mjs'), web]);
   const usersFile = join(work, 'users.json');
   await writeUsers(usersFile, { version: 1, users: { helpdesk: { hash: await hashPassword(PASSWORD), folders: null } } });
-  server = await startServer({ folders: [SAMPLES, fx.served], port: 0, requireLogin: true, usersFile, audit: join(work, 'audit.log'), webRoot: web });
+  // An image with one damaged entry (its inode marked free while its name stays), in a folder of its own.
+  const damaged = join(work, 'damaged');
+  mkdirSync(join(damaged, 'tree'), { recursive: true });
+  writeFileSync(join(damaged, 'tree', 'kept.txt'), 'kept\n');
+  writeFileSync(join(damaged, 'tree', 'ghost.txt'), 'gone\n');
+  execFileSync('mkfs.ext4', ['-q', '-F', '-d', join(damaged, 'tree'), join(damaged, 'ghost.img'), '4M']);
+  execFileSync('debugfs', ['-w', '-R', 'sif /ghost.txt mode 0', join(damaged, 'ghost.img')], { stdio: 'ignore' });
+  rmSync(join(damaged, 'tree'), { recursive: true });
+  server = await startServer({ folders: [SAMPLES, fx.served, damaged], port: 0, requireLogin: true, usersFile, audit: join(work, 'audit.log'), webRoot: web });
   context = await chromium.launchPersistentContext(join(work, 'profile'), {
     executablePath: '/usr/bin/chromium',
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
@@ -225,6 +233,17 @@ describe('web explorer in Chromium', () => {
     await page.locator('.vt-row', { hasText: 'page.html' }).click();
     await poll(() => page.locator('.details pre.text-preview').textContent()).toContain('<script>document.title="pwned"</script>');
     expect(await page.title()).not.toBe('pwned');
+  }, 60_000);
+
+  it('tells, in a folder, that damaged entries were left out, and the image page names them', async () => {
+    await page.goto(`${server.url}#/i/damaged%2Fghost.img/fs`);
+    const note = page.locator('[data-role="image-warnings"]');
+    await poll(() => note.textContent()).toContain('this image has 1 warning (damaged records are left out of listings)');
+    // Folders first; ghost.txt is not there.
+    expect(await page.locator('.vt-row').allTextContents()).toEqual([expect.stringMatching(/^lost\+found/), expect.stringMatching(/^kept\.txt/)]);
+    await note.locator('a').click();
+    await poll(() => page.locator('p.warning').allTextContents()).toEqual([expect.stringMatching(/^Warning: fs: directory inode 2: entry "ghost\.txt" left out: corrupt ext inode \d+/)]);
+    expect(errors).toEqual([]);
   }, 60_000);
 
   it('says in words why a volume cannot be read, and logs out', async () => {

@@ -189,6 +189,29 @@ describe('robustness', () => {
     rmSync(join(served, 'sub'));
   });
 
+  it('a listing that leaves out a damaged entry says the image has warnings, and the image lists them', async () => {
+    const tree = join(work, 'ghost-tree');
+    mkdirSync(tree);
+    writeFileSync(join(tree, 'kept.txt'), 'kept\n');
+    writeFileSync(join(tree, 'ghost.txt'), 'its inode is marked free below\n');
+    const image = join(served, 'ghost.img');
+    run('mkfs.ext4', ['-q', '-F', '-d', tree, image, '4M']);
+    run('debugfs', ['-w', '-R', 'sif /ghost.txt mode 0', image]);
+    // A new image is found by the next rescan (a miss rescans once the last scan is 250 ms old).
+    for (let tries = 0; tries < 30 && (await rawGet(server.url, '/api/images/ghost.img')).status === 404; tries++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 2; i++) {
+      // The second answer comes from the listing cache and still carries the count.
+      const ls = await rawGet(server.url, '/api/images/ghost.img/ls/fs');
+      expect(ls.status).toBe(200);
+      expect((JSON.parse(ls.body.toString()) as { path: string }[]).map((e) => e.path).sort()).toEqual(['/fs/kept.txt', '/fs/lost+found']);
+      expect(Number(ls.headers['loopless-image-warnings'])).toBe(1);
+    }
+    const info = JSON.parse((await rawGet(server.url, '/api/images/ghost.img')).body.toString()) as { warnings: string[] };
+    expect(info.warnings).toEqual([expect.stringMatching(/^fs: directory inode 2: entry "ghost\.txt" left out: corrupt ext inode \d+ at byte \d+: inode is not in use \(mode 0\)$/)]);
+    // An image without warnings sends no such header.
+    expect((await rawGet(server.url, '/api/images/swap.img/ls/fs')).headers['loopless-image-warnings']).toBeUndefined();
+  });
+
   it('answers a missing page bundle with words, not a blank page', async () => {
     const bare = await startServer({ folders: [served], port: 0, audit: join(work, 'bare.log'), webRoot: join(work, 'no-such-web') });
     try {

@@ -43,7 +43,7 @@ async function failure(res: Response): Promise<ApiError> {
   return new ApiError(res.status, message, code);
 }
 
-export async function getJson<T>(url: string, signal?: AbortSignal): Promise<T> {
+export async function getJson<T>(url: string, signal?: AbortSignal, onResponse?: (res: Response) => void): Promise<T> {
   let res: Response;
   try {
     res = await fetch(url, { signal, headers: { Accept: 'application/json' } });
@@ -52,6 +52,7 @@ export async function getJson<T>(url: string, signal?: AbortSignal): Promise<T> 
     throw new ApiError(0, 'the server cannot be reached (is `loopless serve` still running?)', null);
   }
   if (!res.ok) throw await failure(res);
+  onResponse?.(res);
   return (await res.json()) as T;
 }
 
@@ -84,6 +85,14 @@ export const api = {
   images: () => getJson<ImageSummary[]>('/api/images'),
   info: (id: string) => getJson<ImageInfo>(imageUrl(id)),
   ls: (id: string, path: string, signal?: AbortSignal) => getJson<LsEntry[]>(imageUrl(id, 'ls', path), signal),
+  /** A folder's entries and how many warnings the image has (damaged records left out among them). */
+  async lsWithWarnings(id: string, path: string, signal?: AbortSignal): Promise<{ entries: LsEntry[]; imageWarnings: number }> {
+    let warnings = 0;
+    const entries = await getJson<LsEntry[]>(imageUrl(id, 'ls', path), signal, (res) => {
+      warnings = Number(res.headers.get('Loopless-Image-Warnings') ?? 0) || 0;
+    });
+    return { entries, imageWarnings: warnings };
+  },
   stat: (id: string, path: string, signal?: AbortSignal) => getJson<StatInfo>(imageUrl(id, 'stat', path), signal),
   sha256: (id: string, path: string, signal?: AbortSignal) => getJson<{ sha256: string }>(imageUrl(id, 'sha256', path), signal),
   catUrl: (id: string, path: string, download = false) => imageUrl(id, 'cat', path) + (download ? '?download=1' : ''),

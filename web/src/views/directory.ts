@@ -95,10 +95,10 @@ export class DirectoryView {
       const volumeRoot = path.split('/').filter(Boolean).length <= 1;
       const stat = volumeRoot ? null : await api.stat(id, path, signal);
       const dir = stat && stat.type !== 'dir' ? parentPath(path) : path;
-      const entries = await api.ls(id, dir, signal);
+      const { entries, imageWarnings } = await api.lsWithWarnings(id, dir, signal);
       if (signal.aborted) return null;
       const view = new DirectoryView(id, dir);
-      view.mount(main, entries, stat && stat.type !== 'dir' ? path : null);
+      view.mount(main, entries, stat && stat.type !== 'dir' ? path : null, imageWarnings);
       return view;
     } catch (e) {
       if (signal.aborted) return null;
@@ -129,7 +129,7 @@ export class DirectoryView {
     document.removeEventListener('keydown', this.onKey);
   }
 
-  private mount(main: HTMLElement, entries: LsEntry[], selectPath: string | null): void {
+  private mount(main: HTMLElement, entries: LsEntry[], selectPath: string | null, imageWarnings: number): void {
     this.rows = entries.map(toRow);
     clear(main);
     const searchInput = h('input', { type: 'search', id: 'search', placeholder: `Search by name in /${this.volume}`, 'aria-label': `Search by name in volume ${this.volume}`, autocomplete: 'off' });
@@ -156,8 +156,14 @@ export class DirectoryView {
     const zip = h('a', { class: 'button', href: api.zipUrl(this.id, this.dir), download: `${baseName(this.dir)}.zip`, 'data-action': 'zip-folder' }, 'Download folder as .zip');
     const toolbar = h('div', { class: 'toolbar' }, this.filterInput, this.count, h('span', { class: 'spacer' }), searchForm, zip);
     this.listArea.appendChild(this.table.element);
+    main.append(crumbs(this.id, this.dir));
+    if (imageWarnings) {
+      // Damaged records are left out of listings: say so where someone looks for a missing file.
+      main.append(
+        h('p', { class: 'warning', 'data-role': 'image-warnings' }, `Warning: this image has ${imageWarnings} warning${imageWarnings === 1 ? '' : 's'} (damaged records are left out of listings). `, h('a', { href: href({ view: 'image', id: this.id }) }, 'See them on the image page.')),
+      );
+    }
     main.append(
-      crumbs(this.id, this.dir),
       toolbar,
       h('div', { class: 'browser' }, this.listArea, this.details.element),
       h('p', { class: 'hint keys' }, '↑/↓ PgUp/PgDn Home/End move · Enter opens · Backspace goes up · / filters · click a column title to sort'),
