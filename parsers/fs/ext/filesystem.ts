@@ -263,13 +263,9 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
     }
     const ino = listing.byName.get(name);
     if (ino === undefined) return null;
-    try {
-      return await this.node(ino);
-    } catch (e) {
-      // An entry whose inode cannot be read is treated like a missing entry, as readdir skips it.
-      if (e instanceof LooplessError && e.code === 'CORRUPT') return null;
-      throw e;
-    }
+    // An entry whose inode cannot be read fails with why (readdir leaves it out, with a warning):
+    // "corrupt ext inode N at byte X" tells someone looking for that file more than "not found".
+    return this.node(ino);
   }
 
   async readdir(dir: ExtNode): Promise<DirEntry<ExtNode>[]> {

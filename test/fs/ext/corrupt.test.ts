@@ -234,6 +234,8 @@ describe('damaged ext images', () => {
       const docs = (await fs.lookup(await fs.root(), 'docs'))!;
       for (let i = 0; i < 2; i++) expect((await fs.readdir(docs)).map((e) => e.name)).toEqual(['b.txt']);
       const warnings = fs.info().warnings ?? [];
+      // Asked for by name, it fails with why instead of "not found".
+      await expect(fs.lookup(docs, 'a.txt')).rejects.toThrow(new RegExp(`corrupt ext inode ${ino} at byte \\d+: inode is not in use`));
       // Once, however often the directory is listed.
       expect(warnings).toEqual([`directory inode ${docs.stat.ino}: entry "a.txt" left out: corrupt ext inode ${ino} at byte ${inodeOffset(copy, ino, BS)}: inode is not in use (mode 0)`]);
     } finally {
@@ -245,6 +247,9 @@ describe('damaged ext images', () => {
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/b\.txt/);
     expect(r.stderr).toMatch(/^loopless: warning: fs: directory inode \d+: entry "a\.txt" left out: corrupt ext inode \d+ at byte \d+: inode is not in use \(mode 0\)$/m);
+    const cat = spawnSync(process.execPath, [new URL('../../../bin/loopless.js', import.meta.url).pathname, 'cat', copy, '/fs/docs/a.txt'], { encoding: 'utf8' });
+    expect(cat.status).toBe(4);
+    expect(cat.stderr).toMatch(/^loopless: \/fs\/docs\/a\.txt: corrupt ext inode \d+ at byte \d+ of fs \(image byte \d+\): inode is not in use \(mode 0\)$/m);
   });
 
   it('an extent tree node failing its checksum is reported, as e2fsck does, and the file still reads', async () => {
