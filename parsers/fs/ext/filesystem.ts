@@ -79,7 +79,7 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
   ) {
     this.meta = new CachedSource(source);
     this.layout = new Layout(sb, copyGroup);
-    this.groups = new GroupDescriptors(this.meta, sb, this.layout);
+    this.groups = new GroupDescriptors(this.meta, sb, this.layout, (message) => this.warnOnce(message, message), copyGroup);
     this.maxIno = Math.min(sb.inodesCount, sb.groupCount * sb.inodesPerGroup);
   }
 

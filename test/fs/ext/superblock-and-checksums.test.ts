@@ -104,3 +104,59 @@ describe('ext4 metadata checksums (metadata_csum)', () => {
     }
   });
 });
+
+describe('ext group descriptor checksums', () => {
+  /** Byte offsets of group `n`'s descriptor in the primary table and in group 1's copy, from dumpe2fs. */
+  function descriptorOffsets(img: string, group: number): { primary: number; backup: number; blockSize: number; descSize: number } {
+    const dump = run('dumpe2fs', [img]);
+    const blockSize = Number(/Block size:\s+(\d+)/.exec(dump)![1]);
+    const descSize = Number(/Group descriptor size:\s+(\d+)/.exec(dump)?.[1] ?? 32);
+    const primary = Number(/Primary superblock at \d+, Group descriptors at (\d+)/.exec(dump)![1]);
+    const backup = Number(/Group 1: .*\n\s+Backup superblock at \d+, Group descriptors at (\d+)/.exec(dump)![1]);
+    return { primary: primary * blockSize + group * descSize, backup: backup * blockSize + group * descSize, blockSize, descSize };
+  }
+
+  it.each([
+    ['metadata_csum (crc32c)', 'metadata_csum'],
+    ['gdt_csum (crc16)', '^metadata_csum,uninit_bg'],
+  ])('%s: a damaged descriptor is found by its checksum, as e2fsck finds it, and group 1\'s copy is used', async (_label, features) => {
+    const src = tmp.path(`gd-src-${features}`);
+    makeTree(src);
+    const img = tmp.path(`gd-${features}.img`);
+    run('mkfs.ext4', ['-q', '-F', '-O', features, '-d', src, img, '160M']);
+    const { primary, backup } = descriptorOffsets(img, 0);
+    // bg_inode_table_lo of group 0 pointed elsewhere: the root inode would be garbage without the copy.
+    patch(img, primary + 8, [0x05, 0x00, 0x00, 0x00]);
+    expect(run('sh', ['-c', `e2fsck -fn ${img} 2>&1; true`])).toMatch(/Group descriptors look bad\.\.\. trying backup blocks/); // e2fsck turns to the same copy
+    const disk = await Disk.open(img);
+    try {
+      const got: string[] = [];
+      const want = readTree(src, '/fs').map((e) => `${e.path} ${e.type} ${e.type === 'file' ? e.size : ''}`);
+      const { walk } = await import('../../../parsers/vfs/index.js');
+      for await (const e of walk(disk, await disk.lstat('/fs'))) if (!e.path.startsWith('/fs/lost+found')) got.push(`${e.path} ${e.stat.type} ${e.stat.type === 'file' ? e.stat.size : ''}`);
+      expect(got).toEqual(want);
+      expect(disk.warnings).toContain(`fs: ext group descriptor 0 at byte ${primary}: checksum mismatch; using group 1's copy at byte ${backup}`);
+    } finally {
+      await disk.close();
+    }
+  });
+
+  it('a descriptor failing its checksum with no good copy is still used, with a warning', async () => {
+    const src = tmp.path('gd-src-both');
+    makeTree(src);
+    const img = tmp.path('gd-both.img');
+    run('mkfs.ext4', ['-q', '-F', '-O', 'metadata_csum', '-d', src, img, '160M']);
+    const { primary, backup } = descriptorOffsets(img, 0);
+    // bg_free_blocks_count_lo (0x0c) in both copies: harmless to a reader, caught only by the checksum.
+    patch(img, primary + 0x0c, [0x01, 0x00]);
+    patch(img, backup + 0x0c, [0x01, 0x00]);
+    expect(run('sh', ['-c', `e2fsck -fn ${img} 2>&1; true`])).toMatch(/Group descriptor 0 checksum is 0x[0-9a-f]+, should be 0x[0-9a-f]+/);
+    const disk = await Disk.open(img);
+    try {
+      expect((await disk.stat('/fs/docs/readme.txt')).stat.size).toBe(15);
+      expect(disk.warnings).toContain(`fs: ext group descriptor 0 at byte ${primary}: checksum mismatch (no good copy in group 1); using it anyway`);
+    } finally {
+      await disk.close();
+    }
+  });
+});
