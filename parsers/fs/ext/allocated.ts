@@ -7,6 +7,7 @@
  * counted as in use: copying too much is safe, copying too little is not.
  */
 import { LooplessError } from '../../errors.js';
+import { crc32cRaw } from '../../source/containers/crc32c.js';
 import type { ByteRange, ByteSource } from '../../source/types.js';
 import type { GroupDescriptors } from './groups.js';
 import type { Layout } from './layout.js';
@@ -19,6 +20,8 @@ export interface AllocationInputs {
   /** The uncached volume: bitmaps are read once, so they need not fill the cache. */
   source: ByteSource;
   journalRuns(): Promise<[number, number][]>;
+  /** Reports a group copied whole because its bitmap cannot be trusted. */
+  warn(message: string): void;
 }
 
 export async function computeAllocatedRanges(inp: AllocationInputs): Promise<ByteRange[]> {
@@ -49,12 +52,18 @@ export async function computeAllocatedRanges(inp: AllocationInputs): Promise<Byt
     add(desc.inodeBitmap, 1);
     add(desc.inodeTable, groups.inodeTableBlocks);
     if (desc.blockUninit) continue;
-    if (desc.blockBitmap === 0 || desc.blockBitmap >= volumeBlocks) {
+    if (desc.blockBitmap === 0 || desc.blockBitmap >= volumeBlocks || desc.fromBackup) {
+      // No bitmap, or one whose checksum (in the damaged primary descriptor) cannot be checked.
       add(first, groupBlocks);
       continue;
     }
     const n = await source.read(bitmap, 0, bs, desc.blockBitmap * bs);
     if (n !== bs) {
+      add(first, groupBlocks);
+      continue;
+    }
+    if (desc.blockBitmapChecksum && !bitmapChecksumMatches(bitmap, sb, desc.blockBitmapChecksum)) {
+      inp.warn(`ext block bitmap of group ${g} at byte ${desc.blockBitmap * bs}: checksum mismatch; the whole group counts as in use`);
       add(first, groupBlocks);
       continue;
     }
@@ -68,6 +77,13 @@ export async function computeAllocatedRanges(inp: AllocationInputs): Promise<Byt
     if (!(e instanceof LooplessError)) throw e;
   }
   return mergeToBytes(runs, bs, source.size);
+}
+
+/** ext4_block_bitmap_csum_verify: crc32c from the filesystem seed over clusters-per-group bits of the bitmap. */
+function bitmapChecksumMatches(bitmap: Buffer, sb: Superblock, expected: { stored: number; bits: 16 | 32 }): boolean {
+  const bytes = Math.min(bitmap.length, Math.floor(sb.blocksPerGroup / sb.clusterBlocks / 8));
+  const crc = crc32cRaw(sb.csumSeed!, bitmap, 0, bytes);
+  return (expected.bits === 32 ? crc : crc & 0xffff) === expected.stored;
 }
 
 /**

@@ -383,6 +383,7 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
 
   allocatedRanges(): Promise<ByteRange[]> {
     return computeAllocatedRanges({
+      warn: (message) => this.warnOnce(message, message),
       sb: this.sb,
       layout: this.layout,
       groups: this.groups,

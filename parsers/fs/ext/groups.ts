@@ -16,11 +16,21 @@ export interface GroupDescriptor {
   blockUninit: boolean;
   /** Byte offset of the descriptor in the volume, for messages. */
   offset: number;
+  /** Read from group 1's copy because the primary failed its checksum: its bitmap checksums are stale. */
+  fromBackup: boolean;
+  /**
+   * With metadata_csum: the block bitmap's stored checksum (bg_block_bitmap_csum,
+   * 32 bits when the descriptor holds the high half, else 16). Null without.
+   */
+  blockBitmapChecksum: { stored: number; bits: 16 | 32 } | null;
 }
 
 const BG_BLOCK_UNINIT = 0x2;
 /** bg_checksum: 16 bits, after the 32-byte descriptor's first 30. */
 const BG_CHECKSUM = 0x1e;
+/** bg_block_bitmap_csum_lo / _hi (the high half only in 64-byte descriptors). */
+const BG_BLOCK_BITMAP_CSUM_LO = 0x18;
+const BG_BLOCK_BITMAP_CSUM_HI = 0x38;
 
 /**
  * The group descriptor table, read lazily one descriptor block at a time
@@ -85,6 +95,13 @@ export class GroupDescriptors {
       // A backup's flags date from mkfs or the last e2fsck: BLOCK_UNINIT there may be stale, so read the bitmap.
       blockUninit: !fromBackup && this.uninitMeaningful && (raw.readUInt16LE(0x12) & BG_BLOCK_UNINIT) !== 0,
       offset,
+      fromBackup,
+      blockBitmapChecksum:
+        this.sb.csumSeed === null
+          ? null
+          : raw.length >= BG_BLOCK_BITMAP_CSUM_HI + 2
+            ? { stored: raw.readUInt16LE(BG_BLOCK_BITMAP_CSUM_LO) + raw.readUInt16LE(BG_BLOCK_BITMAP_CSUM_HI) * 0x10000, bits: 32 }
+            : { stored: raw.readUInt16LE(BG_BLOCK_BITMAP_CSUM_LO), bits: 16 },
     };
     if (desc.inodeTable === 0 || desc.inodeTable + this.inodeTableBlocks > this.sb.blocksCount) {
       throw new CorruptError(

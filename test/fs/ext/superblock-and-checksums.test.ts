@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { closeSync, existsSync, openSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync, writeSync } from 'node:fs';
 import { RawFileSource } from '../../../parsers/source/raw.js';
 import { detectFileSystem } from '../../../parsers/fs/index.js';
 import { Disk } from '../../../parsers/vfs/index.js';
@@ -158,5 +158,40 @@ describe('ext group descriptor checksums', () => {
     } finally {
       await disk.close();
     }
+  });
+});
+
+describe('ext block bitmap checksums', () => {
+  it('a block bitmap failing its checksum counts its whole group as in use (restore copies it all), with a warning', async () => {
+    const src = tmp.path('bb-src');
+    makeTree(src);
+    const img = tmp.path('bb.img');
+    run('mkfs.ext4', ['-q', '-F', '-b', '1024', '-O', 'metadata_csum', '-d', src, img, '160M']);
+    const group1 = /Group 1: \(Blocks (\d+)-(\d+)\)[^\n]*\n(?:.*\n)*?\s+Block bitmap at (\d+)[^\n]*\n(?:.*\n)*?\s+Free blocks: (\d+)-/.exec(run('dumpe2fs', [img]))!;
+    const [first, last, bitmapBlock, freeBlock] = group1.slice(1, 5).map(Number);
+    const covers = (ranges: { start: number; length: number }[], block: number) => ranges.some((r) => r.start <= block * 1024 && block * 1024 < r.start + r.length);
+    const allocated = async () => {
+      const disk = await Disk.open(img);
+      try {
+        return { ranges: await (await disk.filesystem('fs')).allocatedRanges(), warnings: [...disk.warnings] };
+      } finally {
+        await disk.close();
+      }
+    };
+    const before = await allocated();
+    expect(covers(before.ranges, freeBlock)).toBe(false);
+    expect(before.warnings).toEqual([]);
+    // Mark the free block in use: the bitmap no longer matches its checksum (e2fsck sees the bit as wrong).
+    const at = bitmapBlock * 1024 + Math.floor((freeBlock - first) / 8);
+    const fd = openSync(img, 'r+');
+    const byte = Buffer.alloc(1);
+    readSync(fd, byte, 0, 1, at);
+    byte[0] |= 1 << ((freeBlock - first) % 8);
+    writeSync(fd, byte, 0, 1, at);
+    closeSync(fd);
+    expect(run('sh', ['-c', `e2fsck -fn ${img} 2>&1; true`])).toMatch(new RegExp(`Block bitmap differences:\\s+-${freeBlock}\\b`));
+    const after = await allocated();
+    expect(after.ranges.some((r) => r.start <= first * 1024 && (last + 1) * 1024 <= r.start + r.length)).toBe(true);
+    expect(after.warnings).toEqual([`fs: ext block bitmap of group 1 at byte ${bitmapBlock * 1024}: checksum mismatch; the whole group counts as in use`]);
   });
 });
