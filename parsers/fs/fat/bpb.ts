@@ -24,6 +24,8 @@ export interface FatGeometry {
   fatSectors: number;
   /** Byte offset of the FAT in use (FAT32 may disable mirroring and pick another). */
   activeFatOffset: number;
+  /** Every FAT copy is kept the same (always on FAT12/16; FAT32 unless mirroring is disabled). */
+  mirrored: boolean;
   /** Byte offset and length of the fixed FAT12/16 root directory (length 0 on FAT32). */
   rootDirOffset: number;
   rootDirBytes: number;
@@ -147,6 +149,7 @@ export function parseBpb(sector: Buffer, volumeSize: number): FatGeometry {
     fatCount,
     fatSectors,
     activeFatOffset: (reservedSectors + activeFat * fatSectors) * bytesPerSector,
+    mirrored: !(type === 'fat32' && (sector.readUInt16LE(40) & 0x80) !== 0),
     rootDirOffset: (reservedSectors + fatCount * fatSectors) * bytesPerSector,
     rootDirBytes: type === 'fat32' ? 0 : rootEntryCount * 32,
     heapOffset: firstDataSector * bytesPerSector,

@@ -101,7 +101,8 @@ export class FatFileSystem implements FileSystem<FatNode> {
       totalInodes: null,
       freeInodes: null,
       maxNameLength: 255,
-      ...(this.warnings.length ? { warnings: [...this.warnings] } : {}),
+      // The live list: warnings found later (FAT copies that disagree) reach Disk.warnings too.
+      warnings: this.warnings,
     };
   }
 
@@ -140,17 +141,52 @@ export class FatFileSystem implements FileSystem<FatNode> {
   /**
    * Everything before the cluster heap (boot sector, reserved sectors, all
    * FATs, the FAT12/16 root directory) plus every cluster whose FAT entry is in
-   * use. Bad clusters hold nothing worth copying and are left out.
+   * use. Bad clusters hold nothing worth copying and are left out. With
+   * mirrored FATs, a cluster any copy marks in use counts: when the copies
+   * disagree, one is damaged, and copying too much is safe where copying too
+   * little loses data.
    */
   async allocatedRanges(): Promise<ByteRange[]> {
+    const g = this.geometry;
     const ranges = new RangeCollector(this.volume.size);
-    ranges.add(0, this.geometry.heapOffset);
-    const cs = this.geometry.clusterSize;
-    await this.fat.scan((cluster, value) => {
+    ranges.add(0, g.heapOffset);
+    const cs = g.clusterSize;
+    const used = (value: number) => {
       const kind = this.fat.classify(value);
-      if (kind !== 'free' && kind !== 'bad') ranges.add(clusterOffset(this.heap, cluster), cs);
+      return kind !== 'free' && kind !== 'bad';
+    };
+    const marked = new Uint8Array(Math.ceil((g.clusterCount + 2) / 8));
+    await this.fat.scan((cluster, value) => {
+      if (!used(value)) return;
+      marked[cluster >>> 3] |= 1 << (cluster & 7);
+      ranges.add(clusterOffset(this.heap, cluster), cs);
     });
+    if (!g.mirrored) return ranges.result();
+    const bits = g.type === 'fat12' ? 12 : g.type === 'fat16' ? 16 : 32;
+    for (let copy = 0; copy < g.fatCount; copy++) {
+      const offset = (g.reservedSectors + copy * g.fatSectors) * g.bytesPerSector;
+      if (offset === g.activeFatOffset) continue;
+      const table = new FatTable(this.volume, { bits, exfat: false, offset, clusterCount: g.clusterCount });
+      let extra = 0;
+      try {
+        await table.scan((cluster, value) => {
+          if (!used(value) || marked[cluster >>> 3] & (1 << (cluster & 7))) return;
+          marked[cluster >>> 3] |= 1 << (cluster & 7);
+          ranges.add(clusterOffset(this.heap, cluster), cs);
+          extra++;
+        });
+      } catch (e) {
+        if (!(e instanceof CorruptError)) throw e;
+        this.warnOnce(`FAT copy ${copy + 1} unreadable (${e.message}); only the FAT in use says what is allocated`);
+        continue;
+      }
+      if (extra) this.warnOnce(`FAT copy ${copy + 1} at byte ${offset} marks ${extra} cluster(s) in use that the FAT in use marks free: the copies disagree, and restore copies those clusters too`);
+    }
     return ranges.result();
+  }
+
+  private warnOnce(message: string): void {
+    if (!this.warnings.includes(message)) this.warnings.push(message);
   }
 
   async close(): Promise<void> {

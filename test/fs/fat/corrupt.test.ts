@@ -108,6 +108,28 @@ async function expectOthersReadable(image: string): Promise<void> {
 }
 
 describe.each(['fat12', 'fat16', 'fat32'] as const)('%s', (type) => {
+  it('FAT copies that disagree: allocation counts what either marks in use (restore loses nothing), with a warning', async () => {
+    const image = copyOf(type);
+    const { g, node, next, setNext } = await layout(image, '/b.bin');
+    const chain: number[] = [];
+    for (let c = node.firstCluster; c >= 2 && c < g.clusterCount + 2 && chain.length < 100; c = next(c)) chain.push(c);
+    expect(chain.length).toBeGreaterThan(0);
+    for (const c of chain) setNext(c, 0); // b.bin's clusters look free in the FAT in use only
+    expect(spawnSync('fsck.fat', ['-n', image], { encoding: 'utf8' }).stdout).toMatch(/FATs differ/);
+    const o = await openImage(image);
+    try {
+      const ranges = await o.fs.allocatedRanges();
+      const heap = g.heapOffset;
+      for (const c of chain) {
+        const at = heap + (c - 2) * g.clusterSize;
+        expect(ranges.some((r) => r.start <= at && at < r.start + r.length), `cluster ${c}`).toBe(true);
+      }
+      expect(o.fs.info().warnings).toEqual([expect.stringMatching(new RegExp(`^FAT copy 2 at byte \\d+ marks ${chain.length} cluster\\(s\\) in use that the FAT in use marks free`))]);
+    } finally {
+      await closeImage(o);
+    }
+  });
+
   it('a cluster chain that loops back is a CorruptError naming the FAT chain', async () => {
     const image = copyOf(type);
     const { node, setNext } = await layout(image, '/a.bin');
