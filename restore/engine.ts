@@ -146,7 +146,7 @@ class Engine {
   private readonly retries: { start: number; length: number }[] = [];
   private verifier: Verifier | null = null;
   private readonly pool: Buffer[] = [];
-  /** Page-aligned (so O_DIRECT takes it), and zero: a fresh wasm memory is zero-filled. */
+  /** Page-aligned, so O_DIRECT takes it (filled: without wasm the buffer comes from allocUnsafe). */
   private readonly zeroBuffer = alignedBuffer(PIECE).fill(0);
   /** Cleared when the target refuses an O_DIRECT write: everything then goes through the page cache. */
   private directWrites: boolean;

@@ -135,7 +135,7 @@ export async function restoreImage(o: RestoreOptions): Promise<RestoreSummary> {
     }
 
     handle = await openTarget(target, targetSize);
-    direct = await openDirect(o.target);
+    direct = await openDirect(handle);
     let knownZero = target.kind === 'new-file' || growsFile;
     let zeroUnused: RestoreSummary['zeroUnused'] = 'none';
     let zeroFill: ByteRange[] = [];
@@ -296,13 +296,14 @@ async function openTarget(target: Target, size: number): Promise<FileHandle> {
 
 /**
  * The target opened a second time, with O_DIRECT, for the engine's aligned
- * writes; null where the filesystem refuses it (ramfs: EINVAL). Opened
- * after openTarget: a block device is then already claimed with O_EXCL by
- * this process, and this open (without O_EXCL) shares it.
+ * writes; null where the filesystem refuses it (ramfs: EINVAL). Reopened
+ * through /proc/self/fd, so it is the very file `handle` holds even if the
+ * path was replaced meanwhile; a block device is already claimed with
+ * O_EXCL by this process, and this open (without O_EXCL) shares it.
  */
-async function openDirect(path: string): Promise<FileHandle | null> {
+async function openDirect(handle: FileHandle): Promise<FileHandle | null> {
   try {
-    return await open(path, constants.O_WRONLY | constants.O_DIRECT);
+    return await open(`/proc/self/fd/${handle.fd}`, constants.O_WRONLY | constants.O_DIRECT);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EINVAL') return null;
     throw e;

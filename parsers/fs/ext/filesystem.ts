@@ -79,7 +79,7 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
   ) {
     this.meta = new CachedSource(source);
     this.layout = new Layout(sb, copyGroup);
-    this.groups = new GroupDescriptors(this.meta, sb, this.layout, (message) => this.warnOnce(message, message), copyGroup);
+    this.groups = new GroupDescriptors(this.meta, sb, this.layout, (message) => this.warnOnce(message), copyGroup);
     this.maxIno = Math.min(sb.inodesCount, sb.groupCount * sb.inodesPerGroup);
   }
 
@@ -299,15 +299,16 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
 
   /** Says which entry a listing left out and why. */
   private noteSkipped(dir: ExtNode, name: string, err: LooplessError): void {
-    this.warnOnce(`entry ${dir.inode.ino}/${name}`, `directory inode ${dir.inode.ino}: entry "${name}" left out: ${err.message}`);
+    this.warnOnce(`directory inode ${dir.inode.ino}: entry "${name}" left out: ${err.message}`, `entry ${dir.inode.ino}/${name}`);
   }
 
   /**
    * A finding about one record, once however often it is read again (a
    * listing may be read many times); the first MAX_RECORD_WARNINGS by name,
-   * then one line saying there were more.
+   * then one line saying there were more. `key` names the record when the
+   * message alone does not.
    */
-  private warnOnce(key: string, message: string): void {
+  private warnOnce(message: string, key = message): void {
     if (this.warnedRecords.has(key)) return;
     if (this.warnedRecords.size < MAX_RECORD_WARNINGS) {
       this.warnedRecords.add(key);
@@ -383,7 +384,7 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
 
   allocatedRanges(): Promise<ByteRange[]> {
     return computeAllocatedRanges({
-      warn: (message) => this.warnOnce(message, message),
+      warn: (message) => this.warnOnce(message),
       sb: this.sb,
       layout: this.layout,
       groups: this.groups,
@@ -437,7 +438,7 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
         readBlock,
         nodeCache: this.extentNodes,
         csumSeed: inode.csumSeed,
-        warn: (message) => this.warnOnce(message, message),
+        warn: (message) => this.warnOnce(message),
       });
     } else {
       mapper = new IndirectMapper(iBlock, {
@@ -577,7 +578,7 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
           if (!buf) continue;
           if (inode.csumSeed !== null && !dirBlockChecksumMatches(buf, inode.csumSeed)) {
             const at = (flushed[r][0] + i) * bs;
-            this.warnOnce(`dirblock ${at}`, `${structure} at byte ${at}: checksum mismatch (its entries are still listed, each checked on its own)`);
+            this.warnOnce(`${structure} at byte ${at}: checksum mismatch (its entries are still listed, each checked on its own)`);
           }
           parseDirEntries(buf, 0, bs, bs, this.maxIno, out);
         }
@@ -623,7 +624,6 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
   }
 }
 
-/** The first valid backup superblock at the places mke2fs puts them, or null. */
 /**
  * A directory leaf block's checksum (metadata_csum): its last 12 bytes are a
  * fake entry (inode 0, rec_len 12, name_len 0, type 0xDE) holding crc32c of
@@ -636,6 +636,7 @@ function dirBlockChecksumMatches(block: Buffer, inodeSeed: number): boolean {
   return crc32cRaw(inodeSeed, block, 0, tail) === block.readUInt32LE(tail + 8);
 }
 
+/** The first valid backup superblock at the places mke2fs puts them, or null. */
 export async function findBackupSuperblock(source: ByteSource): Promise<{ sb: Superblock; offset: number } | null> {
   for (const offset of backupSuperblockOffsets(source.size)) {
     const buf = Buffer.alloc(SUPERBLOCK_SIZE);

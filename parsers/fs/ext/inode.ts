@@ -194,14 +194,15 @@ function inodeSeed(fsSeed: number, ino: number, generation: number): number {
   return crc32cRawU32(crc32cRawU32(fsSeed, ino), generation);
 }
 
+/** Reused by inodeChecksumMatches (synchronous, so one is enough). */
+let scratch = Buffer.alloc(256);
+
 /**
  * ext4_inode_csum_verify: crc32c from the filesystem seed over the inode
  * number, i_generation, then the whole inode with both checksum halves read
  * as zero. The high half exists when i_extra_isize covers it; without it
  * only the low 16 bits are stored and compared.
  */
-let scratch = Buffer.alloc(256);
-
 function inodeChecksumMatches(raw: Buffer, inodeSeed: number, extraEnd: number): boolean {
   const hasHigh = raw.length > GOOD_OLD_INODE_SIZE && I_CHECKSUM_HI + 2 <= extraEnd;
   const stored = u16(raw, I_CHECKSUM_LO) + (hasHigh ? u16(raw, I_CHECKSUM_HI) * 0x10000 : 0);

@@ -109,6 +109,7 @@ export function parseBpb(sector: Buffer, volumeSize: number): FatGeometry {
   let rootCluster = 0;
   let fsInfoSector = 0;
   let activeFat = 0;
+  let mirrored = true;
   const warnings: string[] = [];
   if (type === 'fat32') {
     if (rootEntryCount !== 0) fail(17, `${clusterCount} clusters make this FAT32, which has no fixed root directory, but ${rootEntryCount} root entries are declared`);
@@ -118,6 +119,7 @@ export function parseBpb(sector: Buffer, volumeSize: number): FatGeometry {
     const extFlags = sector.readUInt16LE(40);
     // Bit 7: mirroring disabled, bits 0-3 name the one active FAT.
     if (extFlags & 0x80) {
+      mirrored = false;
       activeFat = extFlags & 0x0f;
       if (activeFat >= fatCount) fail(40, `active FAT ${activeFat} does not exist (${fatCount} FATs)`);
     }
@@ -149,7 +151,7 @@ export function parseBpb(sector: Buffer, volumeSize: number): FatGeometry {
     fatCount,
     fatSectors,
     activeFatOffset: (reservedSectors + activeFat * fatSectors) * bytesPerSector,
-    mirrored: !(type === 'fat32' && (sector.readUInt16LE(40) & 0x80) !== 0),
+    mirrored,
     rootDirOffset: (reservedSectors + fatCount * fatSectors) * bytesPerSector,
     rootDirBytes: type === 'fat32' ? 0 : rootEntryCount * 32,
     heapOffset: firstDataSector * bytesPerSector,

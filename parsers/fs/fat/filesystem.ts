@@ -1,4 +1,4 @@
-import { CorruptError, InvalidArgumentError, IsADirectoryError, NotADirectoryError } from '../../errors.js';
+import { CorruptError, InvalidArgumentError, IsADirectoryError, LooplessError, NotADirectoryError } from '../../errors.js';
 import { CachedSource } from '../../source/cache.js';
 import { readExact } from '../../source/read.js';
 import type { ByteRange, ByteSource } from '../../source/types.js';
@@ -176,7 +176,8 @@ export class FatFileSystem implements FileSystem<FatNode> {
           extra++;
         });
       } catch (e) {
-        if (!(e instanceof CorruptError)) throw e;
+        // Truncated or unreadable: the FAT in use alone decides, as before.
+        if (!(e instanceof LooplessError)) throw e;
         this.warnOnce(`FAT copy ${copy + 1} unreadable (${e.message}); only the FAT in use says what is allocated`);
         continue;
       }

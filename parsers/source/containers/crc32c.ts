@@ -3,8 +3,8 @@
 /**
  * Slicing-by-4 tables: T[k][b] is the CRC of byte b followed by k zero
  * bytes, so four bytes fold in with four lookups and no per-byte shifts.
- * Measured in Node 20: 2.5x the byte-at-a-time loop (1.4 GB/s) (ext4 checks every
- * inode and directory block it reads with this).
+ * Measured in Node 20: 2.5x the byte-at-a-time loop, 1.4 GB/s (ext4 checks
+ * every inode and directory block it reads with this).
  */
 const TABLES = (() => {
   const t = Array.from({ length: 4 }, () => new Uint32Array(256));
